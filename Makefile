@@ -1,0 +1,52 @@
+# OncoFed: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck imports proto proto-check unit integration bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: the CPU build on disk; anything else downloads gigabytes
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/oncofed-ops demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+proto: install
+	$(BIN)/python -m protocol.codegen
+
+proto-check: install
+	$(BIN)/python -m protocol.codegen --check
+
+test: install lint typecheck imports proto-check
+	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest -p no:cacheprovider
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: install
+	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest tests/integration
+
+bench: install
+	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

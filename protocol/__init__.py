@@ -1,0 +1,1 @@
+"""The edge–hub wire protocol: proto sources, generated stubs, serde and mutual TLS."""
