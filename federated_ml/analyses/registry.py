@@ -5,9 +5,12 @@ from __future__ import annotations
 from federated_ml.analyses.base import Analysis
 from federated_ml.analyses.count import CountAnalysis
 from federated_ml.analyses.describe import DescribeAnalysis
+from federated_ml.analyses.regression import CoxAnalysis, LogisticAnalysis
 from shared_cdm.errors import InvalidInput
 
-_ANALYSES: dict[str, Analysis] = {a.name: a for a in (CountAnalysis(), DescribeAnalysis())}
+_ANALYSES: dict[str, Analysis] = {
+    a.name: a for a in (CountAnalysis(), DescribeAnalysis(), CoxAnalysis(), LogisticAnalysis())
+}
 
 
 def known_analyses() -> list[str]:

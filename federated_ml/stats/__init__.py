@@ -1,0 +1,1 @@
+"""Pure numerical building blocks: local sufficient statistics and Newton steps."""
