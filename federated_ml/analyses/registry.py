@@ -6,10 +6,19 @@ from federated_ml.analyses.base import Analysis
 from federated_ml.analyses.count import CountAnalysis
 from federated_ml.analyses.describe import DescribeAnalysis
 from federated_ml.analyses.regression import CoxAnalysis, LogisticAnalysis
+from federated_ml.analyses.survival import KaplanMeierAnalysis, LogrankAnalysis
 from shared_cdm.errors import InvalidInput
 
 _ANALYSES: dict[str, Analysis] = {
-    a.name: a for a in (CountAnalysis(), DescribeAnalysis(), CoxAnalysis(), LogisticAnalysis())
+    a.name: a
+    for a in (
+        CountAnalysis(),
+        DescribeAnalysis(),
+        CoxAnalysis(),
+        LogisticAnalysis(),
+        KaplanMeierAnalysis(),
+        LogrankAnalysis(),
+    )
 }
 
 

@@ -52,20 +52,27 @@ def _first_at_or_below(time: FloatArray, curve: FloatArray, q: float) -> float |
 
 
 def kaplan_meier(
-    time: FloatArray, d: NDArray[np.int64], c: NDArray[np.int64], alpha: float = 0.05
+    time: FloatArray,
+    d: NDArray[np.int64],
+    c: NDArray[np.int64],
+    alpha: float = 0.05,
+    *,
+    actuarial: bool = False,
 ) -> KaplanMeier:
     """KM over time points with counts; points with no event and no censoring are dropped
-    (except time 0, which lifelines always shows)."""
+    (except time 0, which lifelines always shows). `actuarial` (for binned counts) takes
+    censorings as leaving half-way through their bin: the life-table estimator."""
     keep = (d + c > 0) | (time == 0)
     time, d, c = time[keep], d[keep], c[keep]
     if time.size == 0 or time[0] > 0:
         time, d, c = np.r_[0.0, time], np.r_[0, d], np.r_[0, c]
     n_total = int(d.sum() + c.sum())
     at_risk = n_total - np.r_[0, np.cumsum(d + c)[:-1]]
+    exposed = at_risk - c / 2.0 if actuarial else at_risk.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(at_risk > 0, 1.0 - d / np.maximum(at_risk, 1), 1.0)
+        factor = np.where(exposed > 0, 1.0 - d / np.maximum(exposed, 1e-300), 1.0)
         survival = np.cumprod(factor).astype(np.float64)
-        denom = at_risk.astype(float) * (at_risk - d)
+        denom = exposed * (exposed - d)
         greenwood = np.cumsum(np.where(denom > 0, d / np.where(denom > 0, denom, 1.0), 0.0))
         z = stats.norm.ppf(1 - alpha / 2)
         v = np.log(survival)
@@ -128,3 +135,30 @@ def at_risk_from_counts(d: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[n
 
 def finite_or_none(x: float) -> float | None:
     return None if x is None or math.isinf(x) or math.isnan(x) else x
+
+
+def invalid_bins(bins: list[tuple[NDArray[np.int64], NDArray[np.int64]]], k: int) -> list[int]:
+    """Indices of bins where some group's events or censorings are in 1..k-1."""
+    bad: set[int] = set()
+    for d, c in bins:
+        for arr in (d, c):
+            bad.update(np.flatnonzero((arr > 0) & (arr < k)).tolist())
+    return sorted(bad)
+
+
+def merge_bins(edges: list[float], bad: set[int]) -> list[float]:
+    """Widen bins: a bad bin merges with the next (the last with the one before);
+    a bin just merged into is not merged again in the same pass, so the grid
+    coarsens no more than needed."""
+    last = len(edges) - 1
+    drop: set[int] = set()
+    touched: set[int] = set()
+    for i in sorted(bad):
+        if i in touched:
+            continue
+        if i < last:
+            drop.add(i)
+            touched.add(i + 1)
+        elif last > 0 and last - 1 not in drop:
+            drop.add(last - 1)
+    return [e for i, e in enumerate(edges) if i not in drop]
