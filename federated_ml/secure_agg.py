@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,19 +47,50 @@ def decode_int(v: int) -> int:
     return v - MODULUS if v >= MODULUS // 2 else v
 
 
-def pack(values: Sequence[int]) -> str:
+# Vectors mod 2**128 are held as (n, 2) uint64 arrays [low, high] so masking
+# and summing run in numpy; the wire format is 16 little-endian bytes per value.
+Lanes = np.ndarray
+
+
+def to_lanes(values: Sequence[int]) -> Lanes:
     raw = b"".join((v % MODULUS).to_bytes(_BYTES, "little") for v in values)
-    return base64.b64encode(raw).decode("ascii")
+    return np.frombuffer(raw, dtype="<u8").reshape(-1, 2).copy()
 
 
-def unpack(text: str) -> list[int]:
+def from_lanes(lanes: Lanes) -> list[int]:
+    lo, hi = lanes[:, 0].tolist(), lanes[:, 1].tolist()
+    return [low | (high << 64) for low, high in zip(lo, hi, strict=True)]
+
+
+def _add(a: Lanes, b: Lanes) -> Lanes:
+    lo = a[:, 0] + b[:, 0]
+    carry = (lo < a[:, 0]).astype(np.uint64)
+    return np.stack([lo, a[:, 1] + b[:, 1] + carry], axis=1)
+
+
+def _sub(a: Lanes, b: Lanes) -> Lanes:
+    lo = a[:, 0] - b[:, 0]
+    borrow = (a[:, 0] < b[:, 0]).astype(np.uint64)
+    return np.stack([lo, a[:, 1] - b[:, 1] - borrow], axis=1)
+
+
+def pack(values: Sequence[int] | Lanes) -> str:
+    lanes = values if isinstance(values, np.ndarray) else to_lanes(values)
+    return base64.b64encode(lanes.astype("<u8").tobytes()).decode("ascii")
+
+
+def _unpack_lanes(text: str) -> Lanes:
     try:
         raw = base64.b64decode(text, validate=True)
     except ValueError as exc:
         raise InvalidInput(f"masked vector is not base64: {exc}") from exc
     if len(raw) % _BYTES:
         raise InvalidInput("masked vector has a truncated element")
-    return [int.from_bytes(raw[i : i + _BYTES], "little") for i in range(0, len(raw), _BYTES)]
+    return np.frombuffer(raw, dtype="<u8").reshape(-1, 2).copy()
+
+
+def unpack(text: str) -> list[int]:
+    return from_lanes(_unpack_lanes(text))
 
 
 @dataclass(frozen=True)
@@ -117,9 +149,9 @@ def _seed(own: X25519PrivateKey, peer_b64: str, context: str) -> bytes:
     )
 
 
-def _stream(seed: bytes, label: str, length: int) -> list[int]:
+def _stream(seed: bytes, label: str, length: int) -> Lanes:
     raw = hashlib.shake_256(seed + label.encode()).digest(length * _BYTES)
-    return [int.from_bytes(raw[i : i + _BYTES], "little") for i in range(0, len(raw), _BYTES)]
+    return np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
 
 
 def mask(
@@ -137,27 +169,26 @@ def mask(
             f"secure aggregation needs at least {MIN_SITES} sites; this round has {len(peers) + 1}"
         )
     own = X25519PrivateKey.from_private_bytes(private_raw)
-    out = [v % MODULUS for v in values]
+    out = to_lanes(values)
     for peer, pub in sorted(peers.items()):
         if peer == site:
             continue
         stream = _stream(_seed(own, pub, context), label, len(out))
-        sign = 1 if peer > site else -1
-        out = [(v + sign * m) % MODULUS for v, m in zip(out, stream, strict=True)]
+        out = _add(out, stream) if peer > site else _sub(out, stream)
     return pack(out)
 
 
 def aggregate(masked: Iterable[str]) -> list[int]:
     """Sum masked vectors modulo 2**128: the masks cancel, the total remains."""
-    total: list[int] | None = None
+    total: Lanes | None = None
     for text in masked:
-        vec = unpack(text)
+        vec = _unpack_lanes(text)
         if total is None:
             total = vec
         elif len(vec) != len(total):
             raise InvalidInput("masked vectors differ in length")
         else:
-            total = [(a + b) % MODULUS for a, b in zip(total, vec, strict=True)]
+            total = _add(total, vec)
     if total is None:
         raise InvalidInput("no masked vectors to aggregate")
-    return total
+    return from_lanes(total)

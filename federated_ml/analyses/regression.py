@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from federated_ml.analyses import pooled_cox
 from federated_ml.analyses.base import Finished, NextRound, SitePayloads, StudySpec
 from federated_ml.stats.cox import CoxTerms, cox_terms
 from federated_ml.stats.logistic import logistic_terms
@@ -131,20 +132,55 @@ class CoxAnalysis(_NewtonAnalysis):
             raise InvalidInput("cox needs at least one covariate")
         if extra.get("ties", "efron") not in ("efron", "breslow"):
             raise InvalidInput("cox `ties` must be 'efron' or 'breslow'")
-        if extra.get("strata", "site") not in ("site",):
-            raise InvalidInput(
-                "cox with one baseline hazard across sites (strata null) needs secure "
-                "aggregation of risk-set sums, which is not available yet; use strata 'site'"
-            )
+        if extra.get("strata", "site") not in ("site", None):
+            raise InvalidInput("cox `strata` must be 'site' (default) or null (pooled)")
 
-    def terms(self, frame: pd.DataFrame, spec: StudySpec, beta: np.ndarray) -> CoxTerms:
+    @staticmethod
+    def pooled(spec: StudySpec) -> bool:
+        return (spec.model_extra or {}).get("strata", "site") is None
+
+    @staticmethod
+    def resolution(spec: StudySpec) -> float:
+        return float((spec.model_extra or {}).get("time_resolution", 1))
+
+    def first_round(self, spec: StudySpec) -> NextRound:
+        if self.pooled(spec):
+            return pooled_cox.first_round(len(self.names(spec)))
+        return super().first_round(spec)
+
+    def local(
+        self, frame: pd.DataFrame, spec: StudySpec, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not self.pooled(spec):
+            return super().local(frame, spec, params)
+        time, event, x = self.arrays(frame, spec)
+        return pooled_cox.local(time, event, x, params, self.resolution(spec))
+
+    def step(
+        self, spec: StudySpec, state: Mapping[str, Any], payloads: SitePayloads
+    ) -> NextRound | Finished:
+        if not self.pooled(spec):
+            return super().step(spec, state, payloads)
+        ties = str((spec.model_extra or {}).get("ties", "efron"))
+        out = pooled_cox.step(state, payloads, len(self.names(spec)), self.resolution(spec), ties)
+        if isinstance(out, NextRound):
+            return out
+        terms, newton = out
+        return self.finish(spec, newton, terms.loglik, terms.information, terms.n, terms.events)
+
+    def arrays(
+        self, frame: pd.DataFrame, spec: StudySpec
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         extra = spec.model_extra or {}
         time = pd.to_numeric(frame[extra["time"]], errors="coerce")
         if time.isna().any() or (time < 0).any():
             raise InvalidInput(f"time column {extra['time']!r} must hold non-negative numbers")
         event = indicator(frame[extra["event"]], list(extra.get("event_values", [1])))
-        x = design(frame, list(spec.covariates))
-        return cox_terms(time.to_numpy(float), event, x, beta, extra.get("ties", "efron"))
+        return time.to_numpy(float), event, design(frame, list(spec.covariates))
+
+    def terms(self, frame: pd.DataFrame, spec: StudySpec, beta: np.ndarray) -> CoxTerms:
+        time, event, x = self.arrays(frame, spec)
+        return cox_terms(time, event, x, beta, (spec.model_extra or {}).get("ties", "efron"))
 
     def finish(
         self, spec: StudySpec, state: NewtonState, loglik: float, info: np.ndarray, n: int, ev: int

@@ -20,6 +20,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from federated_ml.analyses import Finished, analysis_for
 from federated_ml.analyses.base import parse_spec
 from shared_cdm.errors import InvalidInput
+from tests.unit.federated_ml.inprocess import Consortium
 
 TIGHT = {"precision": 1e-12, "max_steps": 200}
 
@@ -148,9 +149,52 @@ def test_collinear_covariates_are_reported_not_crashed() -> None:
         )
 
 
-def test_pooled_cox_without_secure_aggregation_is_refused_clearly() -> None:
-    spec = parse_spec(
-        {"analysis": "cox", "time": "t", "event": "e", "covariates": ["x"], "strata": None}
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_pooled_cox_through_secure_aggregation_equals_pooled_fit(ties: str) -> None:
+    sites = lung_sites()
+    covs = ["age", "sex", "ph.ecog"]
+    out = Consortium(sites).run(
+        {
+            "analysis": "cox",
+            "time": "time",
+            "event": "status",
+            "covariates": covs,
+            "strata": None,
+            "ties": ties,
+        }
     )
-    with pytest.raises(InvalidInput, match="secure aggregation"):
-        analysis_for("cox").validate(spec)
+    pooled = pd.concat(sites.values())
+    if ties == "efron":
+        ref = CoxPHFitter().fit(
+            pooled[["time", "status", *covs]], "time", "status", fit_options=TIGHT
+        )
+        coef, se, ll = ref.params_, ref.standard_errors_, ref.log_likelihood_
+    else:
+        fit = PHReg(
+            pooled["time"].to_numpy(float),
+            pooled[covs].to_numpy(float),
+            status=pooled["status"].to_numpy(int),
+            ties="breslow",
+        ).fit()
+        coef = dict(zip(covs, fit.params, strict=True))
+        se = dict(zip(covs, fit.bse, strict=True))
+        ll = fit.llf
+    for c in covs:
+        assert close(out.result["coef"][c], coef[c])
+        assert close(out.result["se"][c], se[c])
+    assert close(out.result["log_likelihood"], ll)
+    assert out.result["events"] == int(pooled["status"].sum())
+
+
+def test_pooled_cox_refuses_fewer_than_three_sites() -> None:
+    sites = dict(list(lung_sites().items())[:2])
+    with pytest.raises(InvalidInput, match="at least 3"):
+        Consortium(sites).run(
+            {
+                "analysis": "cox",
+                "time": "time",
+                "event": "status",
+                "covariates": ["age"],
+                "strata": None,
+            }
+        )
