@@ -7,6 +7,7 @@ from federated_ml.analyses.count import CountAnalysis
 from federated_ml.analyses.describe import DescribeAnalysis
 from federated_ml.analyses.regression import CoxAnalysis, LogisticAnalysis
 from federated_ml.analyses.survival import KaplanMeierAnalysis, LogrankAnalysis
+from federated_ml.analyses.tables import CrosstabAnalysis, TTestAnalysis
 from shared_cdm.errors import InvalidInput
 
 _ANALYSES: dict[str, Analysis] = {
@@ -18,6 +19,8 @@ _ANALYSES: dict[str, Analysis] = {
         LogisticAnalysis(),
         KaplanMeierAnalysis(),
         LogrankAnalysis(),
+        CrosstabAnalysis(),
+        TTestAnalysis(),
     )
 }
 
