@@ -80,3 +80,20 @@ def test_count_total_excludes_suppressed_sites_and_says_so() -> None:
 def test_unknown_analysis_lists_known_ones() -> None:
     with pytest.raises(InvalidInput, match="count"):
         analysis_for("kaplan_meyer")
+
+
+def test_describe_histogram_pools_bins_and_labels_quantiles_approximate() -> None:
+    frames = _frames()
+    spec = parse_spec({"analysis": "describe", "variables": ["age"], "histograms": {"age": 5}})
+    describe = analysis_for("describe")
+    out = describe.step(spec, {}, {s: describe.local(f, spec, {}) for s, f in frames.items()})
+    age = out.result["variables"]["age"]
+    pooled = pd.concat(frames.values())["age"]
+    lows = np.floor(pooled / 5) * 5
+    expected = lows.value_counts().sort_index()
+    assert [(b["low"], b["count"]) for b in age["histogram"]] == list(
+        zip(expected.index.tolist(), expected.tolist(), strict=True)
+    )
+    assert all(b["high"] - b["low"] == 5 for b in age["histogram"])
+    assert abs(age["quantiles_approximate"]["q50"] - pooled.median()) < 5
+    assert age["histogram_complete"] is True
