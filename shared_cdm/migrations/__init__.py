@@ -1,0 +1,1 @@
+"""Alembic scripts of the CDM (a package only so that installs ship them)."""
