@@ -2,6 +2,7 @@
 
 from shared_cdm.cohort.compiler import cohort_select, compile_where, index_first_event
 from shared_cdm.cohort.dates import age_in_years, days_between
+from shared_cdm.cohort.derived import compile_derived
 from shared_cdm.cohort.schema import EVENTS, CdmSchema, EventKind, FlatSchema, Schema
 from shared_cdm.cohort.tree import (
     MAX_DEPTH,
@@ -34,6 +35,7 @@ __all__ = [
     "Window",
     "age_in_years",
     "cohort_select",
+    "compile_derived",
     "compile_where",
     "days_between",
     "dump_tree",
