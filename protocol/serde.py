@@ -7,7 +7,7 @@ always has the same bytes, and decoding failures become `InvalidInput`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,3 +174,46 @@ def submit_ack_to_proto(a: SubmitAck) -> pb.SubmitResultReply:
 
 def submit_ack_from_proto(msg: pb.SubmitResultReply) -> SubmitAck:
     return SubmitAck(accepted=msg.accepted, duplicate=msg.duplicate)
+
+
+def heartbeat_request_to_proto(pending_tasks: int) -> pb.HeartbeatRequest:
+    return pb.HeartbeatRequest(
+        protocol=version_to_proto(PROTOCOL_VERSION), pending_tasks=max(0, pending_tasks)
+    )
+
+
+def heartbeat_request_from_proto(msg: pb.HeartbeatRequest) -> int:
+    return int(msg.pending_tasks)
+
+
+def heartbeat_reply_to_proto(server_time: datetime) -> pb.HeartbeatReply:
+    return pb.HeartbeatReply(server_time_unix_ms=_ms(server_time))
+
+
+def heartbeat_reply_from_proto(msg: pb.HeartbeatReply) -> datetime | None:
+    return _from_ms(msg.server_time_unix_ms)
+
+
+def pull_request_to_proto(max_tasks: int) -> pb.PullTasksRequest:
+    return pb.PullTasksRequest(
+        protocol=version_to_proto(PROTOCOL_VERSION), max_tasks=max(0, max_tasks)
+    )
+
+
+def pull_request_from_proto(msg: pb.PullTasksRequest) -> int:
+    return int(msg.max_tasks)
+
+
+def pull_reply_to_proto(tasks: Iterable[TaskAssignment]) -> pb.PullTasksReply:
+    return pb.PullTasksReply(tasks=[task_to_proto(t) for t in tasks])
+
+
+def pull_reply_from_proto(msg: pb.PullTasksReply) -> tuple[list[TaskAssignment], list[str]]:
+    """The readable tasks, and the IDs (or positions) of tasks that could not be read."""
+    tasks, unreadable = [], []
+    for i, raw in enumerate(msg.tasks):
+        try:
+            tasks.append(task_from_proto(raw))
+        except InvalidInput:
+            unreadable.append(raw.task_id or f"#{i}")
+    return tasks, unreadable

@@ -97,3 +97,31 @@ def test_submit_ack_round_trip() -> None:
 def test_protocol_compatibility_is_by_major_version() -> None:
     assert ProtocolVersion(1, 3).compatible_with(ProtocolVersion(1, 0))
     assert not ProtocolVersion(2, 0).compatible_with(ProtocolVersion(1, 9))
+
+
+def test_heartbeat_and_pull_round_trips() -> None:
+    assert serde.heartbeat_request_from_proto(serde.heartbeat_request_to_proto(3)) == 3
+    assert serde.heartbeat_request_from_proto(serde.heartbeat_request_to_proto(-1)) == 0
+    now = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
+    assert serde.heartbeat_reply_from_proto(serde.heartbeat_reply_to_proto(now)) == now
+    assert serde.pull_request_from_proto(serde.pull_request_to_proto(16)) == 16
+
+
+def test_pull_reply_keeps_readable_tasks_and_names_unreadable_ones() -> None:
+    good = TaskAssignment(
+        "t1",
+        "s1",
+        0,
+        "count",
+        "default",
+        {"analysis": "count"},
+        "r",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    reply = serde.pull_reply_to_proto([good])
+    reply.tasks.append(pb.Task(task_id="t2", spec_json=b"{broken"))
+    tasks, unreadable = serde.pull_reply_from_proto(
+        pb.PullTasksReply.FromString(reply.SerializeToString())
+    )
+    assert tasks == [good]
+    assert unreadable == ["t2"]
