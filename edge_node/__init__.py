@@ -1,0 +1,1 @@
+"""The hospital side: flat datasets, the task runner with disclosure control, the hub agent."""

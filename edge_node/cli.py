@@ -1,0 +1,279 @@
+"""`oncofed-edge`: the hospital edge node's command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, TypeVar
+
+import typer
+
+from edge_node.bootstrap import edge_agent, edge_stores
+from edge_node.datasets import add_dataset, remove_dataset
+from edge_node.errors import exit_code_for
+from edge_node.policy import describe_policy, load_policy, write_default_policy
+from edge_node.settings import SETTINGS_FILE, EdgeSettings, load_settings, validate_hub_address
+from protocol.messages import RegistrationAck
+from protocol.tls import validate_party_name
+from shared_cdm.errors import Conflict, InvalidInput, OncoFedError
+
+app = typer.Typer(help="OncoFed hospital edge node.", no_args_is_help=True, add_completion=False)
+dataset_app = typer.Typer(help="Flat datasets this site serves.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Tasks received from the hub.", no_args_is_help=True)
+policy_app = typer.Typer(help="The site's release policy.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(policy_app, name="policy")
+
+HomeOpt = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="ONCOFED_EDGE_HOME",
+        help="The edge's data folder (edge.toml, policy.toml, databases, tls/).",
+    ),
+]
+DEFAULT_HOME = Path("edge-data")
+T = TypeVar("T")
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run a command body; a typed error becomes a one-line message and its exit code."""
+    try:
+        return action()
+    except OncoFedError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(exit_code_for(exc)) from exc
+
+
+def _settings(home: Path) -> EdgeSettings:
+    return _run(lambda: load_settings(home))
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string with ASCII escapes is a valid TOML basic string.
+    return json.dumps(value)
+
+
+def _init(home: Path, site: str, hub: str, tls_dir: Path | None) -> list[str]:
+    validate_party_name(site)
+    try:
+        validate_hub_address(hub)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    home.mkdir(parents=True, exist_ok=True)
+    notes = []
+    config = home / SETTINGS_FILE
+    if config.exists():
+        existing = load_settings(home)
+        if existing.site_name != site:
+            raise Conflict(
+                f"{config} already exists for site {existing.site_name!r}; refusing to change it"
+            )
+        notes.append(f"{config} exists; left as it is")
+    else:
+        lines = [f"site_name = {_toml_string(site)}", f"hub_address = {_toml_string(hub)}"]
+        if tls_dir is not None:
+            tls = tls_dir.expanduser().resolve()
+            lines += [
+                f"tls_ca_cert = {_toml_string(str(tls / 'ca.crt'))}",
+                f"tls_cert = {_toml_string(str(tls / f'{site}.crt'))}",
+                f"tls_key = {_toml_string(str(tls / f'{site}.key'))}",
+            ]
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        notes.append(f"wrote {config}")
+    settings = load_settings(home)
+    written = write_default_policy(settings.policy_file)
+    notes.append(
+        f"wrote default policy {settings.policy_file}"
+        if written
+        else f"{settings.policy_file} exists; left as it is"
+    )
+    with edge_stores(settings) as stores, stores.analysis.connect():
+        pass  # connecting creates the SQLite file; the state database is migrated
+    notes.append("state and analysis databases are ready")
+    return notes
+
+
+@app.command("init")
+def init_command(
+    site: Annotated[str, typer.Option("--site", help="This site's name (its certificate CN).")],
+    hub: Annotated[str, typer.Option("--hub", help="The hub's gRPC address, HOST:PORT.")],
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-dir", help="Folder with ca.crt, SITE.crt, SITE.key (default HOME/tls)."
+        ),
+    ] = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Write edge.toml and a default policy.toml (never overwritten) and create the databases."""
+    for note in _run(lambda: _init(home, site, hub, tls_dir)):
+        typer.echo(note, err=True)
+
+
+@dataset_app.command("add")
+def dataset_add(
+    name: Annotated[str, typer.Argument(help="Dataset name studies refer to, e.g. default.")],
+    path: Annotated[Path, typer.Argument(help="CSV file (UTF-8 or GBK), header in row one.")],
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Register a CSV file as a flat dataset, replacing an earlier version of it."""
+    settings = _settings(home)
+
+    def body() -> str:
+        with edge_stores(settings) as stores:
+            record = add_dataset(
+                name, path, analysis_engine=stores.analysis, registry=stores.registry
+            )
+        return (
+            f"{record.name}\t{record.row_count} rows\t{len(record.columns)} columns"
+            f"\tversion {record.version[:12]}"
+        )
+
+    typer.echo(_run(body))
+
+
+@dataset_app.command("list")
+def dataset_list(home: HomeOpt = DEFAULT_HOME) -> None:
+    """List registered datasets: name, kind, rows, version and columns."""
+    settings = _settings(home)
+
+    def body() -> list[str]:
+        with edge_stores(settings) as stores:
+            return [
+                f"{r.name}\t{r.kind}\t{r.row_count} rows\t{r.version[:12]}\t{', '.join(r.columns)}"
+                for r in stores.registry.all()
+            ]
+
+    for line in _run(body):
+        typer.echo(line)
+
+
+@dataset_app.command("remove")
+def dataset_remove(
+    name: Annotated[str, typer.Argument(help="The dataset to remove.")],
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Remove a dataset: its registration and its table in the analysis database."""
+    settings = _settings(home)
+
+    def body() -> None:
+        with edge_stores(settings) as stores:
+            remove_dataset(name, analysis_engine=stores.analysis, registry=stores.registry)
+
+    _run(body)
+    typer.echo(f"removed dataset {name}", err=True)
+
+
+@app.command("run")
+def run_command(home: HomeOpt = DEFAULT_HOME) -> None:
+    """Run the agent (register, heartbeat, pull, run, submit) until SIGTERM or SIGINT."""
+    settings = _settings(home)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def ready(_ack: RegistrationAck) -> None:
+        print(f"edge {settings.site_name} ready", flush=True)
+
+    def body() -> None:
+        with edge_agent(settings) as agent:
+            agent.run(stop, on_ready=ready)
+
+    _run(body)
+
+
+@tasks_app.command("list")
+def tasks_list(home: HomeOpt = DEFAULT_HOME) -> None:
+    """List received tasks: id, study, analysis, status and when they arrived."""
+    settings = _settings(home)
+
+    def body() -> list[str]:
+        with edge_stores(settings) as stores:
+            return [
+                "\t".join(
+                    [
+                        r.task.task_id,
+                        r.task.study_id,
+                        r.task.analysis,
+                        r.state,
+                        r.received_at.isoformat(timespec="seconds"),
+                        r.result.status.value if r.result else "",
+                    ]
+                )
+                for r in stores.tasks.all()
+            ]
+
+    typer.echo("task_id\tstudy\tanalysis\tstatus\treceived\tresult")
+    for line in _run(body):
+        typer.echo(line)
+
+
+@tasks_app.command("approve")
+def tasks_approve(
+    task_id: Annotated[str, typer.Argument(help="The task awaiting approval.")],
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Approve a task awaiting the operator; the running agent runs it at its next poll."""
+    settings = _settings(home)
+
+    def body() -> None:
+        with edge_stores(settings) as stores:
+            stores.tasks.approve(task_id)
+
+    _run(body)
+    typer.echo(f"task {task_id} approved", err=True)
+
+
+@tasks_app.command("reject")
+def tasks_reject(
+    task_id: Annotated[str, typer.Argument(help="The task awaiting approval.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; sent to the hub with the refusal.")
+    ] = "",
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Reject a task awaiting the operator; the hub receives REFUSED with the reason."""
+    settings = _settings(home)
+
+    def body() -> None:
+        with edge_stores(settings) as stores:
+            stores.tasks.reject(task_id, reason)
+
+    _run(body)
+    typer.echo(f"task {task_id} rejected", err=True)
+
+
+@policy_app.command("show")
+def policy_show(home: HomeOpt = DEFAULT_HOME) -> None:
+    """Show the policy in force (policy.toml, or the defaults when it is absent)."""
+    settings = _settings(home)
+    policy = _run(lambda: load_policy(settings.policy_file))
+    typer.echo(f"# {settings.policy_file}")
+    for line in describe_policy(policy):
+        typer.echo(line)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app()
+
+
+if __name__ == "__main__":
+    main()

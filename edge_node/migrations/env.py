@@ -1,0 +1,10 @@
+"""Alembic environment of the edge's state database (version table `alembic_version_edge`).
+
+Run it through `edge_node.store.database.upgrade_state_db(url)`; the URL and the version
+table come from `config.attributes`, so no alembic.ini exists.
+"""
+
+from edge_node.store.models import Base
+from shared_cdm.db import run_migrations
+
+run_migrations(Base.metadata)

@@ -1,0 +1,1 @@
+"""The edge's state database: tasks received from the hub and datasets registered here."""
