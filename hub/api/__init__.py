@@ -1,0 +1,1 @@
+"""The hub's REST API (FastAPI)."""

@@ -1,0 +1,122 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.audit import ChainReport
+from hub.db.models import AuditEntry
+from hub.nodes import NodeView
+from hub.studies.views import StudyView
+
+
+class StudyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=300)
+    spec: dict[str, Any]
+    sites: list[str] | None = None
+
+
+class StudyDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class StudyStatusOut(BaseModel):
+    id: str
+    status: str
+
+
+class StudyOut(BaseModel):
+    id: str
+    status: str
+    title: str
+    owner: str
+    spec: dict[str, Any]
+    sites: list[str]
+    round: int
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, v: StudyView) -> StudyOut:
+        return cls(
+            id=v.id,
+            status=v.status.value,
+            title=v.title,
+            owner=v.owner,
+            spec=v.spec,
+            sites=list(v.sites),
+            round=v.current_round,
+            result=v.result,
+            error=v.error,
+            created_at=v.created_at,
+            updated_at=v.updated_at,
+        )
+
+
+class DatasetOut(BaseModel):
+    name: str
+    kind: str
+    version: str
+    columns: list[str]
+
+
+class NodeOut(BaseModel):
+    name: str
+    status: str
+    last_seen: datetime
+    first_seen: datetime
+    software_version: str
+    datasets: list[DatasetOut]
+
+    @classmethod
+    def of(cls, v: NodeView) -> NodeOut:
+        return cls(
+            name=v.name,
+            status="online" if v.online else "offline",
+            last_seen=v.last_seen,
+            first_seen=v.first_seen,
+            software_version=v.software_version,
+            datasets=[DatasetOut.model_validate(d) for d in v.datasets],
+        )
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_id: str
+    details: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditEntryOut:
+        return cls(
+            id=e.id,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            object_id=e.object_id,
+            details=e.details,
+            hash=e.hash,
+        )
+
+
+class ChainReportOut(BaseModel):
+    ok: bool
+    entries: int
+    first_bad_id: int | None
+    reason: str
+
+    @classmethod
+    def of(cls, r: ChainReport) -> ChainReportOut:
+        return cls(ok=r.ok, entries=r.entries, first_bad_id=r.first_bad_id, reason=r.reason)

@@ -1,0 +1,41 @@
+"""Study endpoints: submit, approve, reject, read."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from hub.api.deps import HubDep
+from hub.api.schemas import StudyCreate, StudyDecision, StudyOut, StudyStatusOut
+from hub.auth import CurrentUser
+
+router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def submit_study(body: StudyCreate, user: CurrentUser, hub: HubDep) -> StudyStatusOut:
+    view = hub.studies.submit(user, body.spec, title=body.title, sites=body.sites)
+    return StudyStatusOut(id=view.id, status=view.status.value)
+
+
+@router.get("")
+def list_studies(user: CurrentUser, hub: HubDep) -> list[StudyOut]:
+    return [StudyOut.of(v) for v in hub.studies.list_visible(user)]
+
+
+@router.get("/{study_id}")
+def get_study(study_id: str, user: CurrentUser, hub: HubDep) -> StudyOut:
+    return StudyOut.of(hub.studies.get(user, study_id))
+
+
+@router.post("/{study_id}/approve")
+def approve_study(study_id: str, user: CurrentUser, hub: HubDep) -> StudyStatusOut:
+    view = hub.studies.approve(user, study_id)
+    return StudyStatusOut(id=view.id, status=view.status.value)
+
+
+@router.post("/{study_id}/reject")
+def reject_study(
+    study_id: str, user: CurrentUser, hub: HubDep, body: StudyDecision | None = None
+) -> StudyStatusOut:
+    view = hub.studies.reject(user, study_id, body.reason if body else "")
+    return StudyStatusOut(id=view.id, status=view.status.value)

@@ -1,0 +1,1 @@
+"""The hub's own database: typed models, sessions and transactions."""

@@ -1,0 +1,1 @@
+"""Study lifecycle: submission, approval, dispatch per site, rounds and results."""

@@ -1,0 +1,288 @@
+"""Study lifecycle for people (submit, approve, reject, read) and for nodes (pull, submit).
+
+Every change runs in one write transaction and is written to the audit log in
+that same transaction, so the log and the state never disagree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from federated_ml.analyses import StudySpec, analysis_for
+from federated_ml.analyses.base import parse_spec
+from hub import audit
+from hub.auth import UserView, require_coordinator
+from hub.db.models import Study, StudyStatus, Task, TaskStatus
+from hub.db.session import Database
+from hub.studies import repository
+from hub.studies.rounds import HUB_ACTOR, advance_if_complete, dispatch_round
+from hub.studies.views import StudyView, TaskView
+from protocol.messages import ResultStatus, SubmitAck, TaskAssignment, TaskResult
+from protocol.serde import json_to_bytes
+from shared_cdm.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def validate_spec(raw: Mapping[str, Any]) -> StudySpec:
+    """Parse and check a study spec; raises InvalidInput with the reason."""
+    json_to_bytes(raw)  # stored and sent as JSON: refuse NaN and non-JSON values now
+    spec = parse_spec(raw)
+    analysis_for(spec.analysis).validate(spec)
+    return spec
+
+
+def _user_actor(user: UserView) -> str:
+    return f"user:{user.name}"
+
+
+def _node_actor(node: str) -> str:
+    return f"node:{node}"
+
+
+def _assignment(task: Task) -> TaskAssignment:
+    return TaskAssignment(
+        task_id=task.id,
+        study_id=task.study_id,
+        round=task.round,
+        analysis=task.analysis,
+        dataset=task.dataset,
+        spec=task.spec,
+        requester=task.requester,
+        created_at=task.created_at,
+        deadline=task.deadline,
+    )
+
+
+class StudyService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        auto_approve: bool = False,
+        task_deadline_s: float = 3600,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._auto_approve = auto_approve
+        self._deadline = timedelta(seconds=task_deadline_s)
+        self._clock = clock
+
+    # --- people ---
+
+    def submit(
+        self,
+        user: UserView,
+        spec: Mapping[str, Any],
+        *,
+        title: str | None = None,
+        sites: Sequence[str] | None = None,
+    ) -> StudyView:
+        parsed = validate_spec(spec)
+        now = self._clock()
+        with self._db.transaction() as session:
+            targets = self._target_sites(session, sites)
+            study = Study(
+                id=str(uuid.uuid4()),
+                owner=user.name,
+                title=title or "",
+                spec=dict(spec),
+                sites=targets,
+                status=StudyStatus.PENDING_APPROVAL.value,
+                current_round=0,
+                driver_state={},
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(study)
+            session.flush()
+            audit.append(
+                session,
+                at=now,
+                actor=_user_actor(user),
+                action="study.submitted",
+                object_id=study.id,
+                details={"analysis": parsed.analysis, "sites": targets},
+            )
+            if self._auto_approve:
+                self._start(session, study, "hub:auto_approve", now)
+            return StudyView.of(study)
+
+    def approve(self, user: UserView, study_id: str) -> StudyView:
+        require_coordinator(user)
+        now = self._clock()
+        with self._db.transaction() as session:
+            study = self._pending(session, study_id)
+            self._start(session, study, _user_actor(user), now)
+            return StudyView.of(study)
+
+    def reject(self, user: UserView, study_id: str, reason: str = "") -> StudyView:
+        require_coordinator(user)
+        now = self._clock()
+        with self._db.transaction() as session:
+            study = self._pending(session, study_id)
+            study.status = StudyStatus.REJECTED.value
+            study.error = f"rejected by {user.name}" + (f": {reason}" if reason else "")
+            study.updated_at = now
+            audit.append(
+                session,
+                at=now,
+                actor=_user_actor(user),
+                action="study.rejected",
+                object_id=study.id,
+                details={"reason": reason},
+            )
+            return StudyView.of(study)
+
+    def get(self, user: UserView, study_id: str) -> StudyView:
+        with self._db.session() as session:
+            study = repository.get_study(session, study_id)
+            if not user.is_coordinator and study.owner != user.name:
+                # 404, not 403: a researcher cannot learn that someone else's study exists.
+                raise NotFound(f"no study {study_id!r}", code="study_not_found")
+            return StudyView.of(study)
+
+    def list_visible(self, user: UserView) -> list[StudyView]:
+        owner = None if user.is_coordinator else user.name
+        with self._db.session() as session:
+            return [StudyView.of(s) for s in repository.list_studies(session, owner)]
+
+    def tasks(self, study_id: str) -> list[TaskView]:
+        with self._db.session() as session:
+            return [TaskView.of(t) for t in repository.tasks_of_study(session, study_id)]
+
+    def _target_sites(self, session: Session, sites: Sequence[str] | None) -> list[str]:
+        known = repository.node_names(session)
+        if sites is None:
+            if not known:
+                raise InvalidInput("no nodes are registered with the hub, so a study has no sites")
+            return known
+        targets = list(dict.fromkeys(sites))
+        if not targets:
+            raise InvalidInput("`sites` is empty; leave it out to use every registered node")
+        unknown = [s for s in targets if s not in known]
+        if unknown:
+            raise InvalidInput(
+                f"unknown site(s): {', '.join(unknown)}; registered: {', '.join(known) or 'none'}",
+                code="unknown_site",
+            )
+        return targets
+
+    def _pending(self, session: Session, study_id: str) -> Study:
+        study = repository.get_study(session, study_id, for_update=True)
+        if study.status != StudyStatus.PENDING_APPROVAL.value:
+            raise Conflict(
+                f"study {study_id} is {study.status}, not pending_approval", code="not_pending"
+            )
+        return study
+
+    def _start(self, session: Session, study: Study, actor: str, now: datetime) -> None:
+        spec = validate_spec(study.spec)
+        first = analysis_for(spec.analysis).first_round(spec)
+        study.status = StudyStatus.RUNNING.value
+        audit.append(session, at=now, actor=actor, action="study.approved", object_id=study.id)
+        dispatch_round(session, study, 0, first, study.sites, now=now, deadline=self._deadline)
+
+    # --- nodes ---
+
+    def pull(self, node: str, max_tasks: int = 0) -> list[TaskAssignment]:
+        """The node's open tasks; delivered ones come again so a restarted edge can finish."""
+        now = self._clock()
+        with self._db.transaction() as session:
+            tasks = repository.deliverable_tasks(session, node, now, max_tasks)
+            for task in tasks:
+                if task.status == TaskStatus.PENDING.value:
+                    task.status = TaskStatus.DELIVERED.value
+                    task.delivered_at = now
+                    audit.append(
+                        session,
+                        at=now,
+                        actor=_node_actor(node),
+                        action="task.delivered",
+                        object_id=task.id,
+                        details={"study": task.study_id, "round": task.round},
+                    )
+            return [_assignment(t) for t in tasks]
+
+    def submit_result(self, node: str, result: TaskResult) -> SubmitAck:
+        """Store a task's result; the first one wins and a repeat changes nothing."""
+        now = self._clock()
+        with self._db.transaction() as session:
+            task = repository.get_task(session, result.task_id)
+            if task.node_name != node:
+                raise Forbidden(
+                    f"task {result.task_id} belongs to another node", code="not_your_task"
+                )
+            study = repository.get_study(session, task.study_id, for_update=True)
+            status = TaskStatus(task.status)
+            if status.terminal and status is not TaskStatus.EXPIRED:
+                self._audit_result(session, node, task, "result.duplicate", now, result)
+                return SubmitAck(accepted=True, duplicate=True)
+            if status is TaskStatus.EXPIRED or task.deadline <= now:
+                self._expire(session, task, now)
+                self._audit_result(session, node, task, "result.late", now, result)
+                advance_if_complete(session, study, now=now, deadline=self._deadline)
+                return SubmitAck(accepted=False, duplicate=False)
+            task.status = TaskStatus(result.status.value).value
+            task.payload = dict(result.payload) if result.status is ResultStatus.OK else None
+            task.message = result.message
+            task.disclosure = list(result.disclosure)
+            task.completed_at = now
+            self._audit_result(session, node, task, "result.accepted", now, result)
+            advance_if_complete(session, study, now=now, deadline=self._deadline)
+            return SubmitAck(accepted=True, duplicate=False)
+
+    def _audit_result(
+        self, session: Session, node: str, task: Task, action: str, now: datetime, r: TaskResult
+    ) -> None:
+        # Identifiers and status only: a result's payload never enters the log.
+        audit.append(
+            session,
+            at=now,
+            actor=_node_actor(node),
+            action=action,
+            object_id=task.id,
+            details={"study": task.study_id, "round": task.round, "status": r.status.value},
+        )
+
+    @staticmethod
+    def _expire(session: Session, task: Task, now: datetime) -> None:
+        if TaskStatus(task.status).terminal:
+            return
+        task.status = TaskStatus.EXPIRED.value
+        task.completed_at = now
+        audit.append(
+            session,
+            at=now,
+            actor=HUB_ACTOR,
+            action="task.expired",
+            object_id=task.id,
+            details={"study": task.study_id, "node": task.node_name, "round": task.round},
+        )
+
+    # --- housekeeping ---
+
+    def sweep(self) -> int:
+        """Expire overdue tasks and move on every study whose round has ended.
+
+        Run periodically and once at start-up, so a restarted hub finishes the
+        studies its database says are due. Returns how many studies moved.
+        """
+        now = self._clock()
+        with self._db.transaction() as session:
+            for task in repository.overdue_tasks(session, now):
+                self._expire(session, task, now)
+            moved = 0
+            for study_id in repository.running_study_ids(session):
+                study = repository.get_study(session, study_id, for_update=True)
+                moved += advance_if_complete(session, study, now=now, deadline=self._deadline)
+            return moved
