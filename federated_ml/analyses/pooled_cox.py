@@ -44,8 +44,8 @@ def local(
     s = time_sums(time, event, x, beta, grid)
     tag = f"it{int(params['iteration'])}"
 
-    def fixed(a: np.ndarray) -> list[int]:
-        return [secure_agg.encode_fixed(float(v)) for v in a.ravel()]
+    def fixed(a: np.ndarray) -> np.ndarray:
+        return secure_agg.encode_fixed_array(a)
 
     secure = {
         f"{tag}|a0": fixed(s.a0),
@@ -55,7 +55,7 @@ def local(
         f"{tag}|e1": fixed(s.e1),
         f"{tag}|e2": fixed(s.e2),
         f"{tag}|xe": fixed(s.x_events),
-        f"{tag}|d": [int(v) for v in s.d],
+        f"{tag}|d": secure_agg.int_lanes(s.d),
     }
     return {"n": len(time), sr.SECURE: secure}
 

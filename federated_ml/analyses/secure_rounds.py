@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from federated_ml import secure_agg
 from federated_ml.analyses.base import SitePayloads
 from shared_cdm.errors import InvalidInput
@@ -110,7 +112,7 @@ def site_side(
         peers[peer] = info["public_key"]
     masked = {
         label: secure_agg.mask(
-            [int(v) for v in vec],
+            vec if isinstance(vec, np.ndarray) else [int(v) for v in vec],
             site=site,
             private_raw=keys.private_raw,
             peers=peers,

@@ -89,50 +89,56 @@ def time_sums(
     time: FloatArray, event: NDArray[np.bool_], x: FloatArray, beta: FloatArray, grid: FloatArray
 ) -> TimeSums:
     """A site's per-grid-time sums; exact when every time lies on the grid."""
-    p = x.shape[1]
+    n, p = x.shape
     idx = np.searchsorted(grid, time, side="left")
     w = np.exp(x @ beta)
     wx = w[:, None] * x
-    wxx = wx[:, :, None] * x[:, None, :]
+    wxx = (wx[:, :, None] * x[:, None, :]).reshape(n, p * p)
     size = grid.size
-
-    def per_time(values: FloatArray, rows: NDArray[np.bool_] | slice) -> FloatArray:
-        out = np.zeros((size, *values.shape[1:]))
-        np.add.at(out, idx[rows], values[rows])
-        return out
-
     ev = event.astype(bool)
+
+    def per_time(values: FloatArray, rows: NDArray[np.bool_]) -> FloatArray:
+        if values.ndim == 1:
+            return np.bincount(idx[rows], weights=values[rows], minlength=size).astype(float)
+        cols = [
+            np.bincount(idx[rows], weights=values[rows, j], minlength=size)
+            for j in range(values.shape[1])
+        ]
+        return np.stack(cols, axis=1) if cols else np.zeros((size, 0))
+
+    every = np.ones(n, dtype=bool)
     return TimeSums(
-        a0=per_time(w, slice(None)),
-        a1=per_time(wx, slice(None)),
-        a2=per_time(wxx, slice(None)),
+        a0=per_time(w, every),
+        a1=per_time(wx, every),
+        a2=per_time(wxx, every).reshape(size, p, p),
         d=np.bincount(idx[ev], minlength=size).astype(np.int64),
         e0=per_time(w, ev),
         e1=per_time(wx, ev),
-        e2=per_time(wxx, ev),
+        e2=per_time(wxx, ev).reshape(size, p, p),
         x_events=x[ev].sum(axis=0) if ev.any() else np.zeros(p),
     )
 
 
 def cox_terms_from_sums(s: TimeSums, beta: FloatArray, ties: Ties, n: int) -> CoxTerms:
     """The pooled partial likelihood from pooled per-time sums (one baseline hazard)."""
-    p = beta.size
     r0 = np.cumsum(s.a0[::-1])[::-1]  # risk set: every row with time >= t
     r1 = np.cumsum(s.a1[::-1], axis=0)[::-1]
     r2 = np.cumsum(s.a2[::-1], axis=0)[::-1]
-    loglik = float(s.x_events @ beta)
-    grad = s.x_events.astype(float).copy()
-    info = np.zeros((p, p))
-    for k in np.flatnonzero(s.d > 0):
-        dk = int(s.d[k])
-        for ell in range(dk if ties == "efron" else 1):
-            frac = ell / dk if ties == "efron" else 0.0
-            s0 = r0[k] - frac * s.e0[k]
-            s1 = r1[k] - frac * s.e1[k]
-            s2 = r2[k] - frac * s.e2[k]
-            mult = 1 if ties == "efron" else dk
-            mean = s1 / s0
-            loglik -= mult * float(np.log(s0))
-            grad -= mult * mean
-            info += mult * (s2 / s0 - np.outer(mean, mean))
+    times = np.flatnonzero(s.d > 0)
+    d = s.d[times]
+    if ties == "efron":  # one term per tied event, l = 0..d-1
+        k = np.repeat(times, d)
+        frac = (np.arange(k.size) - np.repeat(np.cumsum(d) - d, d)) / np.repeat(d, d)
+        mult = np.ones(k.size)
+    else:
+        k, frac, mult = times, np.zeros(times.size), d.astype(float)
+    s0 = r0[k] - frac * s.e0[k]
+    s1 = r1[k] - frac[:, None] * s.e1[k]
+    s2 = r2[k] - frac[:, None, None] * s.e2[k]
+    mean = s1 / s0[:, None]
+    loglik = float(s.x_events @ beta - np.sum(mult * np.log(s0)))
+    grad = s.x_events - (mult[:, None] * mean).sum(axis=0)
+    info = (mult[:, None, None] * (s2 / s0[:, None, None])).sum(axis=0) - np.einsum(
+        "k,ki,kj->ij", mult, mean, mean
+    )
     return CoxTerms(loglik, grad, info, n, int(s.d.sum()))
