@@ -25,6 +25,7 @@ def build_hub(settings: HubSettings, *, db: Database | None = None, clock: Clock
         database,
         auto_approve=settings.auto_approve,
         task_deadline_s=settings.task_deadline_s,
+        min_sites=settings.min_sites,
         clock=clock,
     )
     nodes = NodeRegistry(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,18 @@ class NodeView:
 
 
 def _dataset_json(d: DatasetInfo) -> dict[str, Any]:
-    return {"name": d.name, "kind": d.kind, "version": d.version, "columns": list(d.columns)}
+    out: dict[str, Any] = {
+        "name": d.name,
+        "kind": d.kind,
+        "version": d.version,
+        "columns": list(d.columns),
+    }
+    # `DatasetInfo` has no data-quality field yet; kept when a newer protocol adds one,
+    # so result envelopes can carry each site's quality summary.
+    quality = getattr(d, "data_quality", None)
+    if isinstance(quality, Mapping):
+        out["data_quality"] = dict(quality)
+    return out
 
 
 class NodeRegistry:

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -19,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from federated_ml.analyses import known_analyses
+from hub.studies.rules import DEFAULT_MIN_SITES
 from protocol.tls import TlsFiles
 from shared_cdm.errors import InvalidInput, NotFound
 
@@ -69,6 +71,10 @@ class HubSettings(BaseSettings):
     node_offline_after_s: int = Field(60, gt=0)
     # How often the background loop looks for expired tasks.
     sweep_interval_s: float = Field(2.0, gt=0)
+    # Analysis -> fewest sites a result may come from (`[min_sites]` in hub.toml).
+    # Entries override the defaults one by one, so setting one analysis never
+    # lowers another's; an analysis listed nowhere needs one site.
+    min_sites: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MIN_SITES))
 
     @classmethod
     def settings_customise_sources(
@@ -82,6 +88,19 @@ class HubSettings(BaseSettings):
         if not isinstance(init_settings, InitSettingsSource):
             return (init_settings, env_settings)
         return (init_settings, env_settings, _HomeTomlSource(settings_cls, init_settings))
+
+    @field_validator("min_sites", mode="after")
+    @classmethod
+    def _merge_min_sites(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(known_analyses()))
+        if unknown:
+            raise ValueError(
+                f"unknown analysis {', '.join(unknown)}; known: {', '.join(known_analyses())}"
+            )
+        low = sorted(name for name, n in value.items() if n < 1)
+        if low:
+            raise ValueError(f"must be at least 1 for {', '.join(low)}")
+        return {**DEFAULT_MIN_SITES, **value}
 
     @model_validator(mode="before")
     @classmethod

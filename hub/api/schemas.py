@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.audit import ChainReport
 from hub.db.models import AuditEntry
 from hub.nodes import NodeView
-from hub.studies.views import StudyView
+from hub.studies.views import StudyView, TaskView
 
 
 class StudyCreate(BaseModel):
@@ -44,6 +44,8 @@ class StudyOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
+    # The study whose result this one reuses (the hub's result cache), if any.
+    cached_from: str | None = None
 
     @classmethod
     def of(cls, v: StudyView) -> StudyOut:
@@ -59,6 +61,35 @@ class StudyOut(BaseModel):
             error=v.error,
             created_at=v.created_at,
             updated_at=v.updated_at,
+            cached_from=v.cached_from,
+        )
+
+
+class TaskOut(BaseModel):
+    """A task's progress; never its payload (that stays between site and hub)."""
+
+    id: str
+    site: str
+    round: int
+    status: str
+    message: str
+    created_at: datetime
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    deadline: datetime
+
+    @classmethod
+    def of(cls, v: TaskView) -> TaskOut:
+        return cls(
+            id=v.id,
+            site=v.node_name,
+            round=v.round,
+            status=v.status.value,
+            message=v.message,
+            created_at=v.created_at,
+            delivered_at=v.delivered_at,
+            completed_at=v.completed_at,
+            deadline=v.deadline,
         )
 
 
@@ -67,6 +98,7 @@ class DatasetOut(BaseModel):
     kind: str
     version: str
     columns: list[str]
+    data_quality: dict[str, Any] | None = None
 
 
 class NodeOut(BaseModel):

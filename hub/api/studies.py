@@ -1,11 +1,11 @@
-"""Study endpoints: submit, approve, reject, read."""
+"""Study endpoints: submit, approve, reject, read, and a study's tasks."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
 from hub.api.deps import HubDep
-from hub.api.schemas import StudyCreate, StudyDecision, StudyOut, StudyStatusOut
+from hub.api.schemas import StudyCreate, StudyDecision, StudyOut, StudyStatusOut, TaskOut
 from hub.auth import CurrentUser
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
@@ -25,6 +25,12 @@ def list_studies(user: CurrentUser, hub: HubDep) -> list[StudyOut]:
 @router.get("/{study_id}")
 def get_study(study_id: str, user: CurrentUser, hub: HubDep) -> StudyOut:
     return StudyOut.of(hub.studies.get(user, study_id))
+
+
+@router.get("/{study_id}/tasks")
+def list_study_tasks(study_id: str, user: CurrentUser, hub: HubDep) -> list[TaskOut]:
+    """Each task's site, round, status, times and message: for the owner or a coordinator."""
+    return [TaskOut.of(t) for t in hub.studies.tasks_visible(user, study_id)]
 
 
 @router.post("/{study_id}/approve")

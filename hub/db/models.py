@@ -108,6 +108,12 @@ class Study(Base):
     driver_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # The result cache (F7): a hash of the canonical spec and the target sites, and
+    # each site's dataset version when the study started (null: never served again).
+    cache_key: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    dataset_versions: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
+    # Set when the result was copied from an earlier study instead of computed.
+    cached_from: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

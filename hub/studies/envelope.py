@@ -1,4 +1,9 @@
-"""The result envelope every study ends with (contracts/federated-survival.md). Pure."""
+"""The result envelope every study ends with (contracts/federated-survival.md). Pure.
+
+Beyond the contract's keys it carries the versions that made the result and,
+per site, what that site registered (software, CDM and dataset versions, data
+quality), so a reader can tell which data and code a number came from.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import federated_ml
+import shared_cdm
 from federated_ml.analyses import Finished
 from federated_ml.analyses.base import SUPPRESSED
 from hub.db.models import TaskStatus
+from hub.studies.provenance import UNKNOWN, SiteProvenance
+from protocol.messages import PROTOCOL_VERSION
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,27 @@ def _excluded_missing(finished: Finished, outcomes: Sequence[SiteOutcome]) -> in
     return sum(counts) if counts else None
 
 
+def result_versions() -> dict[str, str]:
+    """The versions of the data model, the algorithms and the protocol in this hub."""
+    return {
+        "cdm": shared_cdm.CDM_VERSION,
+        "algorithm": federated_ml.ALGORITHM_VERSION,
+        "protocol": str(PROTOCOL_VERSION),
+    }
+
+
+def _site_entry(outcome: SiteOutcome, provenance: SiteProvenance) -> dict[str, Any]:
+    contract = {"name": outcome.name, "n": site_n(outcome), "status": outcome.status.value}
+    return {**contract, **provenance.as_json()}
+
+
 def build_envelope(
-    analysis: str, finished: Finished, outcomes: Sequence[SiteOutcome]
+    analysis: str,
+    finished: Finished,
+    outcomes: Sequence[SiteOutcome],
+    provenance: Mapping[str, SiteProvenance] | None = None,
 ) -> dict[str, Any]:
+    known = provenance or {}
     notes: list[str] = list(finished.disclosure)
     for outcome in outcomes:
         notes += [f"site {outcome.name}: {d}" for d in outcome.disclosure]
@@ -88,11 +115,12 @@ def build_envelope(
         "n": finished.n,
         "n_excluded_missing": _excluded_missing(finished, outcomes),
         "sites": [
-            {"name": o.name, "n": site_n(o), "status": o.status.value}
+            _site_entry(o, known.get(o.name, UNKNOWN))
             for o in sorted(outcomes, key=lambda o: o.name)
         ],
         "disclosure": list(dict.fromkeys(notes)),  # dedupe, keep order
         "result": json_safe(finished.result),
+        "versions": result_versions(),
     }
 
 
@@ -102,3 +130,19 @@ def failure_message(round_no: int, outcomes: Sequence[SiteOutcome]) -> str:
         why = f": {o.message}" if o.message else ""
         parts.append(f"{o.name} ({o.status.value}{why})")
     return f"no site returned a usable result in round {round_no}: " + ", ".join(parts)
+
+
+def too_few_sites_message(
+    analysis: str, round_no: int, minimum: int, outcomes: Sequence[SiteOutcome]
+) -> str:
+    answered = sorted(o.name for o in outcomes if o.status is TaskStatus.OK)
+    others = []
+    for o in sorted(outcomes, key=lambda o: o.name):
+        if o.status is not TaskStatus.OK:
+            why = f": {o.message}" if o.message else ""
+            others.append(f"{o.name} ({o.status.value}{why})")
+    return (
+        f"{analysis} needs results from at least {minimum} sites, but only "
+        f"{len(answered)} answered in round {round_no} ({', '.join(answered)}); "
+        f"did not answer: {', '.join(others)}. No result is stored."
+    )

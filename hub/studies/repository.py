@@ -86,3 +86,21 @@ def overdue_tasks(session: Session, now: datetime) -> Sequence[Task]:
 
 def node_names(session: Session) -> list[str]:
     return list(session.scalars(sa.select(Node.name).order_by(Node.name)))
+
+
+def nodes_named(session: Session, names: Sequence[str]) -> Sequence[Node]:
+    return session.scalars(sa.select(Node).where(Node.name.in_(names)).order_by(Node.name)).all()
+
+
+def completed_studies_with_key(session: Session, cache_key: str, owner: str) -> Sequence[Study]:
+    """Computed (not themselves cached) completed studies of `owner`, newest first."""
+    return session.scalars(
+        sa.select(Study)
+        .where(
+            Study.cache_key == cache_key,
+            Study.owner == owner,
+            Study.status == StudyStatus.COMPLETED.value,
+            Study.cached_from.is_(None),
+        )
+        .order_by(Study.updated_at.desc(), Study.id)
+    ).all()

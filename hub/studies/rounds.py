@@ -2,6 +2,8 @@
 
 The analysis' `step()` decides: another round for the sites that answered, or
 the final result. Called inside a write transaction with the study row locked.
+Everything a later round needs is in the study row (`driver_state`), so a hub
+restarted between rounds carries on where it stopped.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,7 +21,15 @@ from federated_ml.analyses.base import parse_spec
 from hub import audit
 from hub.db.models import Study, StudyStatus, Task, TaskStatus
 from hub.studies import repository
-from hub.studies.envelope import SiteOutcome, build_envelope, failure_message, json_safe
+from hub.studies.envelope import (
+    SiteOutcome,
+    build_envelope,
+    failure_message,
+    json_safe,
+    too_few_sites_message,
+)
+from hub.studies.provenance import dataset_versions, site_provenance, study_dataset
+from hub.studies.rules import StudyRules, site_minimum
 from shared_cdm.errors import OncoFedError
 
 log = logging.getLogger(__name__)
@@ -29,9 +39,12 @@ HUB_ACTOR = "hub"
 MAX_ROUNDS = 200
 
 
-def task_spec(study_spec: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """What a site receives: the full study spec plus this round's params."""
-    return {**study_spec, "round_params": dict(params)}
+def task_spec(
+    study_spec: Mapping[str, Any], params: Mapping[str, Any], n_sites: int
+) -> dict[str, Any]:
+    """What a site receives: the full study spec plus this round's params, with how
+    many sites receive the round, so each site can enforce its own minimum."""
+    return {**study_spec, "round_params": {**params, "n_sites": n_sites}}
 
 
 def dispatch_round(
@@ -42,28 +55,29 @@ def dispatch_round(
     sites: Iterable[str],
     *,
     now: datetime,
-    deadline: timedelta,
+    rules: StudyRules,
 ) -> list[Task]:
+    targets = list(sites)
     study.current_round = round_no
     study.driver_state = json_safe({"state": outcome.state, "params": outcome.params})
     study.updated_at = now
-    spec = task_spec(study.spec, study.driver_state["params"])
+    spec = task_spec(study.spec, study.driver_state["params"], len(targets))
     tasks = []
-    for site in sites:
+    for site in targets:
         task = Task(
             id=str(uuid.uuid4()),
             study_id=study.id,
             node_name=site,
             round=round_no,
             analysis=str(study.spec["analysis"]),
-            dataset=str(study.spec.get("dataset", "default")),
+            dataset=study_dataset(study.spec),
             spec=spec,
             requester=study.owner,
             status=TaskStatus.PENDING.value,
             message="",
             disclosure=[],
             created_at=now,
-            deadline=now + deadline,
+            deadline=now + rules.task_deadline,
         )
         session.add(task)
         tasks.append(task)
@@ -98,6 +112,21 @@ def _outcomes(session: Session, study: Study) -> list[SiteOutcome]:
     return [_outcome(t) for t in latest.values()]
 
 
+def _unchanged_versions(session: Session, study: Study) -> dict[str, Any] | None:
+    """The start's dataset versions if every site still reports them, else None: a
+    site that changed its data mid-study makes the result unfit to serve again."""
+    if study.dataset_versions is None:
+        return None
+    current = site_provenance(session, study.sites, study_dataset(study.spec))
+    return study.dataset_versions if dataset_versions(current) == study.dataset_versions else None
+
+
+def _envelope(session: Session, study: Study, outcome: Finished) -> dict[str, Any]:
+    outcomes = _outcomes(session, study)
+    provenance = site_provenance(session, [o.name for o in outcomes], study_dataset(study.spec))
+    return build_envelope(str(study.spec["analysis"]), outcome, outcomes, provenance)
+
+
 def _finish(
     session: Session,
     study: Study,
@@ -126,8 +155,21 @@ def _step(study: Study, payloads: Mapping[str, Mapping[str, Any]]) -> NextRound 
     return analysis_for(spec.analysis).step(spec, state, payloads)
 
 
+def _round_failure(study: Study, tasks: Sequence[Task], ok: int, rules: StudyRules) -> str | None:
+    """Why the round's answers cannot go on, or None when enough sites answered."""
+    outcomes = [_outcome(t) for t in tasks]
+    if not ok:
+        return failure_message(study.current_round, outcomes)
+    spec = parse_spec(study.spec)
+    first = analysis_for(spec.analysis).first_round(spec)
+    minimum = site_minimum(rules, spec.analysis, first).sites
+    if ok < minimum:
+        return too_few_sites_message(spec.analysis, study.current_round, minimum, outcomes)
+    return None
+
+
 def advance_if_complete(
-    session: Session, study: Study, *, now: datetime, deadline: timedelta
+    session: Session, study: Study, *, now: datetime, rules: StudyRules
 ) -> bool:
     """Move a running study on when its current round has ended; True if it moved."""
     if study.status != StudyStatus.RUNNING.value:
@@ -136,17 +178,17 @@ def advance_if_complete(
     if not tasks or any(not TaskStatus(t.status).terminal for t in tasks):
         return False
     ok = {t.node_name: dict(t.payload or {}) for t in tasks if t.status == TaskStatus.OK.value}
-    if not ok:
-        error = failure_message(study.current_round, [_outcome(t) for t in tasks])
-        _finish(session, study, StudyStatus.FAILED, now, error=error)
-        return True
     try:
+        # Below the minimum nothing is combined, so no such result is ever stored.
+        error = _round_failure(study, tasks, len(ok), rules)
+        if error is not None:
+            _finish(session, study, StudyStatus.FAILED, now, error=error)
+            return True
         outcome = _step(study, ok)
+        # Built or checked here, so a value JSON cannot hold fails the study, not the request.
         if isinstance(outcome, Finished):
-            envelope = build_envelope(
-                str(study.spec["analysis"]), outcome, _outcomes(session, study)
-            )
-        else:  # checked here, so a value JSON cannot hold fails the study, not the request
+            envelope = _envelope(session, study, outcome)
+        else:
             json_safe({"state": outcome.state, "params": outcome.params})
     except OncoFedError as exc:
         _finish(session, study, StudyStatus.FAILED, now, error=f"combining results failed: {exc}")
@@ -158,6 +200,7 @@ def advance_if_complete(
         _finish(session, study, StudyStatus.FAILED, now, error=error)
         return True
     if isinstance(outcome, Finished):
+        study.dataset_versions = _unchanged_versions(session, study)
         _finish(session, study, StudyStatus.COMPLETED, now, result=envelope)
         return True
     if study.current_round + 1 >= MAX_ROUNDS:
@@ -166,7 +209,7 @@ def advance_if_complete(
         )
         return True
     dispatch_round(
-        session, study, study.current_round + 1, outcome, sorted(ok), now=now, deadline=deadline
+        session, study, study.current_round + 1, outcome, sorted(ok), now=now, rules=rules
     )
     audit.append(
         session,

@@ -20,7 +20,10 @@ from hub.auth import UserView, require_coordinator
 from hub.db.models import Study, StudyStatus, Task, TaskStatus
 from hub.db.session import Database
 from hub.studies import repository
+from hub.studies.cache import bypasses_cache, cache_key, find_cached
+from hub.studies.provenance import dataset_versions, site_provenance, study_dataset
 from hub.studies.rounds import HUB_ACTOR, advance_if_complete, dispatch_round
+from hub.studies.rules import DEFAULT_MIN_SITES, StudyRules, site_minimum
 from hub.studies.views import StudyView, TaskView
 from protocol.messages import ResultStatus, SubmitAck, TaskAssignment, TaskResult
 from protocol.serde import json_to_bytes
@@ -38,6 +41,7 @@ def validate_spec(raw: Mapping[str, Any]) -> StudySpec:
     json_to_bytes(raw)  # stored and sent as JSON: refuse NaN and non-JSON values now
     spec = parse_spec(raw)
     analysis_for(spec.analysis).validate(spec)
+    bypasses_cache(raw)
     return spec
 
 
@@ -70,11 +74,12 @@ class StudyService:
         *,
         auto_approve: bool = False,
         task_deadline_s: float = 3600,
+        min_sites: Mapping[str, int] = DEFAULT_MIN_SITES,
         clock: Clock = utc_now,
     ) -> None:
         self._db = db
         self._auto_approve = auto_approve
-        self._deadline = timedelta(seconds=task_deadline_s)
+        self._rules = StudyRules(timedelta(seconds=task_deadline_s), dict(min_sites))
         self._clock = clock
 
     # --- people ---
@@ -91,6 +96,7 @@ class StudyService:
         now = self._clock()
         with self._db.transaction() as session:
             targets = self._target_sites(session, sites)
+            minimum = self._check_enough_sites(parsed, targets)
             study = Study(
                 id=str(uuid.uuid4()),
                 owner=user.name,
@@ -100,6 +106,7 @@ class StudyService:
                 status=StudyStatus.PENDING_APPROVAL.value,
                 current_round=0,
                 driver_state={},
+                cache_key=cache_key(spec, targets),
                 created_at=now,
                 updated_at=now,
             )
@@ -113,9 +120,54 @@ class StudyService:
                 object_id=study.id,
                 details={"analysis": parsed.analysis, "sites": targets},
             )
+            if not bypasses_cache(spec) and self._serve_from_cache(session, study, minimum, now):
+                return StudyView.of(study)
             if self._auto_approve:
                 self._start(session, study, "hub:auto_approve", now)
             return StudyView.of(study)
+
+    def _check_enough_sites(self, spec: StudySpec, targets: Sequence[str]) -> int:
+        """The study's minimum number of sites; InvalidInput when it targets fewer."""
+        first = analysis_for(spec.analysis).first_round(spec)
+        minimum = site_minimum(self._rules, spec.analysis, first)
+        if len(targets) < minimum.sites:
+            raise InvalidInput(
+                f"{spec.analysis} needs at least {minimum.sites} sites ({minimum.reason}); "
+                f"this study targets {len(targets)}: {', '.join(targets)}",
+                code="too_few_sites",
+            )
+        return minimum.sites
+
+    def _serve_from_cache(
+        self, session: Session, study: Study, min_sites: int, now: datetime
+    ) -> bool:
+        """Complete `study` with an earlier identical study's result; False on a miss."""
+        source = find_cached(
+            session,
+            key=str(study.cache_key),
+            owner=study.owner,
+            versions=self._dataset_versions(session, study),
+            min_sites=min_sites,
+        )
+        if source is None:
+            return False
+        study.status = StudyStatus.COMPLETED.value
+        study.result = dict(source.result or {})
+        study.cached_from = source.id
+        study.updated_at = now
+        audit.append(
+            session,
+            at=now,
+            actor=HUB_ACTOR,
+            action="study.served_from_cache",
+            object_id=study.id,
+            details={"cached_from": source.id},
+        )
+        return True
+
+    @staticmethod
+    def _dataset_versions(session: Session, study: Study) -> dict[str, str] | None:
+        return dataset_versions(site_provenance(session, study.sites, study_dataset(study.spec)))
 
     def approve(self, user: UserView, study_id: str) -> StudyView:
         require_coordinator(user)
@@ -145,11 +197,15 @@ class StudyService:
 
     def get(self, user: UserView, study_id: str) -> StudyView:
         with self._db.session() as session:
-            study = repository.get_study(session, study_id)
-            if not user.is_coordinator and study.owner != user.name:
-                # 404, not 403: a researcher cannot learn that someone else's study exists.
-                raise NotFound(f"no study {study_id!r}", code="study_not_found")
-            return StudyView.of(study)
+            return StudyView.of(self._visible(session, user, study_id))
+
+    @staticmethod
+    def _visible(session: Session, user: UserView, study_id: str) -> Study:
+        study = repository.get_study(session, study_id)
+        if not user.is_coordinator and study.owner != user.name:
+            # 404, not 403: a researcher cannot learn that someone else's study exists.
+            raise NotFound(f"no study {study_id!r}", code="study_not_found")
+        return study
 
     def list_visible(self, user: UserView) -> list[StudyView]:
         owner = None if user.is_coordinator else user.name
@@ -158,6 +214,12 @@ class StudyService:
 
     def tasks(self, study_id: str) -> list[TaskView]:
         with self._db.session() as session:
+            return [TaskView.of(t) for t in repository.tasks_of_study(session, study_id)]
+
+    def tasks_visible(self, user: UserView, study_id: str) -> list[TaskView]:
+        """A study's tasks for its owner or a coordinator; 404 to anyone else."""
+        with self._db.session() as session:
+            self._visible(session, user, study_id)
             return [TaskView.of(t) for t in repository.tasks_of_study(session, study_id)]
 
     def _target_sites(self, session: Session, sites: Sequence[str] | None) -> list[str]:
@@ -189,8 +251,10 @@ class StudyService:
         spec = validate_spec(study.spec)
         first = analysis_for(spec.analysis).first_round(spec)
         study.status = StudyStatus.RUNNING.value
+        # The data the result will describe; checked again when the study completes.
+        study.dataset_versions = self._dataset_versions(session, study)
         audit.append(session, at=now, actor=actor, action="study.approved", object_id=study.id)
-        dispatch_round(session, study, 0, first, study.sites, now=now, deadline=self._deadline)
+        dispatch_round(session, study, 0, first, study.sites, now=now, rules=self._rules)
 
     # --- nodes ---
 
@@ -230,7 +294,7 @@ class StudyService:
             if status is TaskStatus.EXPIRED or task.deadline <= now:
                 self._expire(session, task, now)
                 self._audit_result(session, node, task, "result.late", now, result)
-                advance_if_complete(session, study, now=now, deadline=self._deadline)
+                advance_if_complete(session, study, now=now, rules=self._rules)
                 return SubmitAck(accepted=False, duplicate=False)
             task.status = TaskStatus(result.status.value).value
             task.payload = dict(result.payload) if result.status is ResultStatus.OK else None
@@ -238,7 +302,7 @@ class StudyService:
             task.disclosure = list(result.disclosure)
             task.completed_at = now
             self._audit_result(session, node, task, "result.accepted", now, result)
-            advance_if_complete(session, study, now=now, deadline=self._deadline)
+            advance_if_complete(session, study, now=now, rules=self._rules)
             return SubmitAck(accepted=True, duplicate=False)
 
     def _audit_result(
@@ -284,5 +348,5 @@ class StudyService:
             moved = 0
             for study_id in repository.running_study_ids(session):
                 study = repository.get_study(session, study_id, for_update=True)
-                moved += advance_if_complete(session, study, now=now, deadline=self._deadline)
+                moved += advance_if_complete(session, study, now=now, rules=self._rules)
             return moved

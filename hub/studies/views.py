@@ -22,6 +22,7 @@ class StudyView:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    cached_from: str | None = None
 
     @classmethod
     def of(cls, study: Study) -> StudyView:
@@ -37,6 +38,7 @@ class StudyView:
             error=study.error,
             created_at=study.created_at,
             updated_at=study.updated_at,
+            cached_from=study.cached_from,
         )
 
 
@@ -49,6 +51,9 @@ class TaskView:
     status: TaskStatus
     message: str
     deadline: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    completed_at: datetime | None
 
     @classmethod
     def of(cls, task: Task) -> TaskView:
@@ -60,4 +65,7 @@ class TaskView:
             status=TaskStatus(task.status),
             message=task.message,
             deadline=task.deadline,
+            created_at=task.created_at,
+            delivered_at=task.delivered_at,
+            completed_at=task.completed_at,
         )

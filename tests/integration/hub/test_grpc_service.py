@@ -147,6 +147,8 @@ def running(tmp_path: Path, tls_dir: Path, db_url: str) -> Iterator[RunningHub]:
         tls_ca_cert=tls_dir / "ca.crt",
         tls_cert=tls_dir / "hub.crt",
         tls_key=tls_dir / "hub.key",
+        # These cases run count on one or two sites; the default minimum is three.
+        min_sites={"count": 1},
     )
     upgrade_database(db_url)
     hub = build_hub(settings)
@@ -210,7 +212,7 @@ def test_pull_and_submit_are_idempotent(running: RunningHub) -> None:
     (task,) = _pull(a)
     assert [t.task_id for t in _pull(a)] == [task.task_id]  # delivered again until answered
     assert (task.study_id, task.analysis, task.round) == (study_id, "count", 0)
-    assert task.spec["round_params"] == {}
+    assert task.spec["round_params"] == {"n_sites": 2}
 
     first = _submit(a, TaskResult(task.task_id, ResultStatus.OK, {"n": 21}))
     assert (first.accepted, first.duplicate) == (True, False)
@@ -224,6 +226,19 @@ def test_pull_and_submit_are_idempotent(running: RunningHub) -> None:
     study = running.hub.studies.get(_coordinator(running), study_id)
     assert study.status is StudyStatus.COMPLETED
     assert study.result is not None and study.result["n"] == 30
+
+
+@pytest.mark.parametrize("sites", [["A"], ["A", "B"]])
+def test_pulled_tasks_say_how_many_sites_receive_the_round(
+    running: RunningHub, sites: list[str]
+) -> None:
+    for name in sites:
+        _register(running.stub(name))
+    study_id = running.count_study(sites)
+    for name in sites:
+        (task,) = _pull(running.stub(name))
+        assert task.study_id == study_id
+        assert task.spec["round_params"]["n_sites"] == len(sites)
 
 
 def _coordinator(running: RunningHub) -> UserView:

@@ -28,9 +28,16 @@ def hub_db(db_url: str) -> Iterator[Database]:
     db.dispose()
 
 
+# Lifecycle tests run count and describe on one or two sites; the default minimum
+# of three sites per result has its own tests (test_hub_min_sites.py).
+ONE_SITE_ENOUGH = {"count": 1, "describe": 1}
+
+
 @pytest.fixture
 def hub_settings(tmp_path: Path, db_url: str) -> HubSettings:
-    return load_settings(tmp_path / "hub-home", db_url=db_url, task_deadline_s=600)
+    return load_settings(
+        tmp_path / "hub-home", db_url=db_url, task_deadline_s=600, min_sites=ONE_SITE_ENOUGH
+    )
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hub.auth import UserView, add_user
 from hub.bootstrap import Hub
@@ -27,13 +29,18 @@ def make_user(hub: Hub, name: str, role: Role) -> tuple[UserView, str]:
         return add_user(session, name, role, now=datetime.now(UTC))
 
 
-def register_nodes(hub: Hub, *names: str) -> None:
+def register_nodes(hub: Hub, *names: str, version: str = "v1") -> None:
     for name in names:
         hub.nodes.register(
             name,
             Registration(
                 software_version="0.1.0",
                 cdm_version="5.4",
-                datasets=(DatasetInfo("default", "flat", "v1", ("age", "sex")),),
+                datasets=(DatasetInfo("default", "flat", version, ("age", "sex")),),
             ),
         )
+
+
+def contract_sites(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The envelope's `sites[]` cut to the contract's keys (name, n, status)."""
+    return [{k: s[k] for k in ("name", "n", "status")} for s in envelope["sites"]]

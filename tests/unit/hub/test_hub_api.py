@@ -11,7 +11,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub
 from hub.db.models import Role
 from protocol.messages import ResultStatus, TaskResult
-from tests.unit.hub.hub_testkit import FakeClock, make_user, register_nodes
+from tests.unit.hub.hub_testkit import FakeClock, contract_sites, make_user, register_nodes
 
 COUNT = {"analysis": "count"}
 
@@ -84,10 +84,11 @@ def test_study_lifecycle_over_rest(client: TestClient, hub: Hub, tokens: dict[st
     )
     assert body["spec"] == COUNT
     assert body["result"]["n"] == 24
-    assert body["result"]["sites"] == [
+    assert contract_sites(body["result"]) == [
         {"name": "A", "n": 11, "status": "ok"},
         {"name": "B", "n": 13, "status": "ok"},
     ]
+    assert body["cached_from"] is None
     datetime.fromisoformat(body["created_at"])
     assert body["updated_at"] >= body["created_at"]
 
@@ -172,7 +173,13 @@ def test_nodes_listing_for_coordinators_with_online_status(
     nodes = client.get("/api/v1/nodes", headers=_auth(tokens["carl"])).json()
     assert [(n["name"], n["status"]) for n in nodes] == [("A", "offline"), ("B", "online")]
     assert nodes[0]["datasets"] == [
-        {"name": "default", "kind": "flat", "version": "v1", "columns": ["age", "sex"]}
+        {
+            "name": "default",
+            "kind": "flat",
+            "version": "v1",
+            "columns": ["age", "sex"],
+            "data_quality": None,
+        }
     ]
     assert hub.nodes.touch("A") is True
     nodes = client.get("/api/v1/nodes", headers=_auth(tokens["carl"])).json()
@@ -215,3 +222,46 @@ def test_audit_for_coordinators_records_actions_without_payloads(
         "/api/v1/audit", params={"limit": 2, "before_id": 3}, headers=_auth(tokens["carl"])
     ).json()
     assert [e["id"] for e in page] == [2, 1]
+
+
+def test_study_tasks_for_the_owner_and_coordinators_without_payloads(
+    client: TestClient, hub: Hub, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    register_nodes(hub, "A", "B")
+    study_id = _submit(client, tokens["rita"])["id"]
+    client.post(f"/api/v1/studies/{study_id}/approve", headers=_auth(tokens["carl"]))
+    (task,) = hub.studies.pull("A")
+    clock.advance(5)
+    hub.studies.submit_result(
+        "A", TaskResult(task.task_id, ResultStatus.OK, {"n": 4242}, "computed on 4242 rows")
+    )
+
+    for who in ("rita", "carl"):
+        response = client.get(f"/api/v1/studies/{study_id}/tasks", headers=_auth(tokens[who]))
+        assert response.status_code == 200
+        listed = response.json()
+        assert [(t["site"], t["round"], t["status"]) for t in listed] == [
+            ("A", 0, "ok"),
+            ("B", 0, "pending"),
+        ]
+        assert set(listed[0]) == {
+            "id",
+            "site",
+            "round",
+            "status",
+            "message",
+            "created_at",
+            "delivered_at",
+            "completed_at",
+            "deadline",
+        }
+        a, b = listed
+        assert a["message"] == "computed on 4242 rows"
+        assert a["delivered_at"] == a["created_at"] < a["completed_at"]
+        assert b["delivered_at"] is None and b["completed_at"] is None
+        assert "payload" not in str(listed)
+
+    other = client.get(f"/api/v1/studies/{study_id}/tasks", headers=_auth(tokens["olga"]))
+    assert other.status_code == 404
+    missing = client.get("/api/v1/studies/nope/tasks", headers=_auth(tokens["carl"]))
+    assert missing.status_code == 404

@@ -12,7 +12,7 @@ from hub.db.session import Database
 from hub.settings import HubSettings
 from protocol.messages import ResultStatus, SubmitAck, TaskResult
 from shared_cdm.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.unit.hub.hub_testkit import FakeClock, make_user, register_nodes
+from tests.unit.hub.hub_testkit import FakeClock, contract_sites, make_user, register_nodes
 
 COUNT = {"analysis": "count", "dataset": "default"}
 
@@ -49,7 +49,7 @@ def test_submit_waits_for_approval_then_dispatches_one_task_per_site(
     (assignment,) = hub.studies.pull("A")
     assert assignment.study_id == study.id
     assert (assignment.analysis, assignment.dataset, assignment.round) == ("count", "default", 0)
-    assert assignment.spec == {**COUNT, "round_params": {}}
+    assert assignment.spec == {**COUNT, "round_params": {"n_sites": 2}}
     assert assignment.requester == "rita"
     assert hub.studies.pull("B") == []
 
@@ -139,7 +139,7 @@ def test_all_sites_answer_then_the_study_completes_with_the_envelope(
     assert envelope["analysis"] == "count"
     assert envelope["n"] == 42
     assert envelope["n_excluded_missing"] == 0
-    assert envelope["sites"] == [
+    assert contract_sites(envelope) == [
         {"name": "A", "n": 12, "status": "ok"},
         {"name": "B", "n": "suppressed", "status": "ok"},
         {"name": "C", "n": 30, "status": "ok"},
@@ -178,7 +178,7 @@ def test_a_failing_site_shows_in_the_envelope(
     assert study.status is StudyStatus.COMPLETED
     assert study.result is not None
     assert study.result["n"] == 10
-    assert study.result["sites"] == [
+    assert contract_sites(study.result) == [
         {"name": "A", "n": 10, "status": "ok"},
         {"name": "B", "n": 0, "status": "failed"},
         {"name": "C", "n": 0, "status": "refused"},
@@ -214,7 +214,7 @@ def test_deadline_expiry_completes_from_the_other_sites(
     study = hub.studies.get(researcher, study_id)
     assert study.status is StudyStatus.COMPLETED
     assert study.result is not None
-    assert study.result["sites"][1] == {"name": "B", "n": 0, "status": "expired"}
+    assert contract_sites(study.result)[1] == {"name": "B", "n": 0, "status": "expired"}
     # A result after expiry is not taken.
     ack = hub.studies.submit_result("B", TaskResult(late.task_id, ResultStatus.OK, {"n": 50}))
     assert ack == SubmitAck(False, False)
