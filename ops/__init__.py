@@ -1,0 +1,1 @@
+"""Operations: the consortium CA, local federations of real processes, the demo."""

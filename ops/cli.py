@@ -1,0 +1,154 @@
+"""`oncofed-ops`: the consortium CA, local federations, the demo.
+
+Errors are mapped to exit codes here and nowhere else: an `OncoFedError`
+becomes one line on stderr and `EXIT_CODES[kind]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from ops import ca
+from ops.demo import run_demo
+from ops.local_federation import (
+    LocalFederationRun,
+    check_output,
+    check_policy,
+    load_study,
+    parse_sites,
+    run_local_federation,
+)
+from ops.processes import Terminated, sigterm_raises
+from shared_cdm.errors import EXIT_CODES, OncoFedError
+
+T = TypeVar("T")
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="oncofed-ops",
+    help="Operations for an OncoFed consortium: CA, local federations, the demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ca_app = typer.Typer(help="The consortium certificate authority.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run `action`; typed errors and interrupts become a one-line message and an exit code."""
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        with sigterm_raises():
+            return action()
+    except OncoFedError as exc:
+        errors.print(f"oncofed-ops: error: {_one_line(exc.message)}", markup=False)
+        raise typer.Exit(EXIT_CODES[exc.kind]) from None
+    except (KeyboardInterrupt, Terminated):
+        errors.print("oncofed-ops: interrupted; everything it started was stopped", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@ca_app.command("init", help="Make a consortium CA (ca.crt, ca.key) in DIR.")
+def ca_init(
+    directory: Annotated[Path, typer.Option("--dir", help="Folder for the CA's files.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing CA.")] = False,
+) -> None:
+    cert = _guarded(lambda: ca.init_ca(directory, force=force))
+    typer.echo(f"CA certificate: {cert}")
+
+
+@ca_app.command("issue", help="Issue a certificate for a site (or the hub) from the CA in DIR.")
+def ca_issue(
+    directory: Annotated[Path, typer.Option("--dir", help="The CA's folder.")],
+    site: Annotated[str, typer.Option(help="The party's name: its certificate's CN.")],
+    role: Annotated[str, typer.Option(help="edge or hub.")] = "edge",
+    dns: Annotated[
+        list[str] | None, typer.Option(help="A DNS name the certificate answers to (repeat).")
+    ] = None,
+    ip: Annotated[
+        list[str] | None, typer.Option(help="An IP address the certificate answers to (repeat).")
+    ] = None,
+) -> None:
+    issued = _guarded(
+        lambda: ca.issue(
+            directory,
+            site,
+            ca.parse_role(role),
+            dns_names=tuple(dns or ()),
+            ip_addresses=tuple(ip or ()),
+        )
+    )
+    typer.echo(f"certificate: {issued.cert}")
+    typer.echo(f"private key: {issued.key} (mode 0600)")
+
+
+@app.command(
+    "local-federation",
+    help="Run one study over CSV tables with a real hub and one real edge per site.",
+)
+def local_federation(
+    site: Annotated[
+        list[str], typer.Option(help="NAME=PATH.csv: a site and its table (repeat per site).")
+    ],
+    study: Annotated[Path, typer.Option(help="The study spec (JSON).")],
+    out: Annotated[Path, typer.Option(help="Where to write the result (JSON).")],
+    policy: Annotated[Path | None, typer.Option(help="A policy.toml given to every site.")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the study to finish.")
+    ] = 600.0,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Keep certificates, databases and logs here (default: a temp dir)."),
+    ] = None,
+) -> None:
+    progress = Console(stderr=True, log_path=False)
+
+    def action() -> None:
+        request = LocalFederationRun(
+            sites=tuple(parse_sites(site)),
+            study=load_study(study),
+            out=check_output(out),
+            policy=check_policy(policy),
+            timeout=timeout,
+            workdir=workdir,
+        )
+        run_local_federation(request, progress)
+
+    _guarded(action)
+
+
+@app.command("demo", help="Three synthetic hospitals, a hub and three studies, shown as tables.")
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option(help="An empty folder for the demo (default: a new temp dir).")
+    ] = None,
+    keep_running: Annotated[
+        bool, typer.Option(help="Leave the federation running until Ctrl-C.")
+    ] = False,
+) -> None:
+    _guarded(
+        lambda: run_demo(
+            out=Console(),
+            progress=Console(stderr=True, log_path=False),
+            workdir=workdir,
+            keep_running=keep_running,
+        )
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
