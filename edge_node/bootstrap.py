@@ -10,13 +10,17 @@ import grpc
 from sqlalchemy import Engine
 
 from edge_node.agent import EdgeAgent, registration_for
+from edge_node.cdm import refresh_cdm
 from edge_node.hub_client import HubClient, open_channel
+from edge_node.ledger.service import Ledger
 from edge_node.policy import Policy, load_policy
 from edge_node.runner import TaskRunner
+from edge_node.secagg import SiteIdentity
 from edge_node.settings import EdgeSettings
 from edge_node.store.database import open_analysis_db, open_state_db
 from edge_node.store.datasets import DatasetRegistry
 from edge_node.store.tasks import TaskStore
+from protocol.messages import Registration
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,15 @@ class EdgeStores:
     @property
     def tasks(self) -> TaskStore:
         return TaskStore(self.state)
+
+    def ledger(self, policy: Policy) -> Ledger:
+        return Ledger(self.state, policy)
+
+    def registration(self) -> Registration:
+        """What the hub is told, with the CDM dataset's version as it is now."""
+        registry = self.registry
+        refresh_cdm(self.analysis, registry)
+        return registration_for(registry)
 
 
 @contextmanager
@@ -47,24 +60,27 @@ def edge_stores(settings: EdgeSettings) -> Iterator[EdgeStores]:
         stores.analysis.dispose()
 
 
-def build_runner(stores: EdgeStores, policy: Policy) -> TaskRunner:
-    return TaskRunner(stores.analysis, stores.registry, policy)
+def build_runner(
+    stores: EdgeStores, policy: Policy, identity: SiteIdentity | None = None
+) -> TaskRunner:
+    return TaskRunner.create(stores.analysis, stores.state, policy, identity)
 
 
 @contextmanager
 def edge_agent(settings: EdgeSettings) -> Iterator[EdgeAgent]:
     """The agent wired to the hub over mutual TLS; the channel is closed on the way out."""
     policy = load_policy(settings.policy_file)
-    settings.tls_files.read()  # fail now, with the missing file named, not at the first RPC
+    # Read now: a missing file is named here, not at the first RPC; the same certificate
+    # signs this site's secure-aggregation keys.
+    identity = SiteIdentity.from_files(settings.site_name, settings.tls_files)
     with edge_stores(settings) as stores:
         channel: grpc.Channel = open_channel(settings)
         try:
-            registry = stores.registry
             yield EdgeAgent(
                 client=HubClient.for_channel(channel, settings),
                 tasks=stores.tasks,
-                runner=build_runner(stores, policy),
-                registration=lambda: registration_for(registry),
+                runner=build_runner(stores, policy, identity),
+                registration=stores.registration,
                 poll_interval_s=settings.poll_interval_s,
                 max_tasks=settings.max_tasks_per_pull,
             )

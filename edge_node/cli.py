@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from edge_node.bootstrap import edge_agent, edge_stores
+from edge_node.cdm import refresh_cdm, upgrade_cdm
 from edge_node.datasets import add_dataset, remove_dataset
 from edge_node.errors import exit_code_for
 from edge_node.policy import describe_policy, load_policy, write_default_policy
@@ -27,9 +28,11 @@ app = typer.Typer(help="OncoFed hospital edge node.", no_args_is_help=True, add_
 dataset_app = typer.Typer(help="Flat datasets this site serves.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Tasks received from the hub.", no_args_is_help=True)
 policy_app = typer.Typer(help="The site's release policy.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The site's disclosure ledger.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(policy_app, name="policy")
+app.add_typer(ledger_app, name="ledger")
 
 HomeOpt = Annotated[
     Path,
@@ -95,9 +98,11 @@ def _init(home: Path, site: str, hub: str, tls_dir: Path | None) -> list[str]:
         if written
         else f"{settings.policy_file} exists; left as it is"
     )
-    with edge_stores(settings) as stores, stores.analysis.connect():
-        pass  # connecting creates the SQLite file; the state database is migrated
-    notes.append("state and analysis databases are ready")
+    with edge_stores(settings) as stores:
+        # The CDM tables live in the analysis database beside the flat datasets.
+        upgrade_cdm(settings.analysis_db_url)
+        refresh_cdm(stores.analysis, stores.registry)
+    notes.append("state and analysis databases are ready (CDM tables created)")
     return notes
 
 
@@ -263,6 +268,61 @@ def policy_show(home: HomeOpt = DEFAULT_HOME) -> None:
     policy = _run(lambda: load_policy(settings.policy_file))
     typer.echo(f"# {settings.policy_file}")
     for line in describe_policy(policy):
+        typer.echo(line)
+
+
+@ledger_app.command("list")
+def ledger_list(
+    requester: Annotated[
+        str | None, typer.Option("--requester", help="Only what this requester received.")
+    ] = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Every released result: when, to whom, which study and task, counts and epsilon."""
+    settings = _settings(home)
+    policy = _run(lambda: load_policy(settings.policy_file))
+
+    def body() -> list[str]:
+        with edge_stores(settings) as stores:
+            return [
+                "\t".join(
+                    [
+                        r.released_at.isoformat(timespec="seconds"),
+                        r.requester,
+                        r.study_id,
+                        r.task_id,
+                        r.analysis,
+                        f"{r.dataset}@{r.dataset_version[:12]}",
+                        " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())),
+                        f"{r.epsilon:g}",
+                        "cached" if r.cached else "",
+                    ]
+                )
+                for r in stores.ledger(policy).releases(requester)
+            ]
+
+    typer.echo("released\trequester\tstudy\ttask\tanalysis\tdataset\tcounts\tepsilon\tnote")
+    for line in _run(body):
+        typer.echo(line)
+
+
+@ledger_app.command("budget")
+def ledger_budget(home: HomeOpt = DEFAULT_HOME) -> None:
+    """Epsilon spent per requester and in total, against the policy's budgets."""
+    settings = _settings(home)
+    policy = _run(lambda: load_policy(settings.policy_file))
+
+    def body() -> list[str]:
+        with edge_stores(settings) as stores:
+            budget = stores.ledger(policy).budget()
+        lines = [
+            f"{who}\t{spent:g} of {budget.requester_limit:g}"
+            for who, spent in budget.per_requester.items()
+        ]
+        return [*lines, f"total\t{budget.total:g} of {budget.total_limit:g}"]
+
+    typer.echo("requester\tepsilon spent")
+    for line in _run(body):
         typer.echo(line)
 
 

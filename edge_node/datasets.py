@@ -24,6 +24,7 @@ from edge_node.store.datasets import DatasetRecord, DatasetRegistry
 from shared_cdm.errors import InvalidInput, NotFound
 
 FLAT = "flat"
+RESERVED_NAME = "cdm"  # the CDM database as a dataset (edge_node.cdm)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,47}$")
 # UTF-8 first (a BOM is dropped), then the Chinese national encodings: GB18030 is a
 # superset of GBK and GB2312, so one attempt covers the three.
@@ -33,6 +34,11 @@ _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL truncates longer names silently
 
 
 def validate_dataset_name(name: str) -> str:
+    if name == RESERVED_NAME:
+        raise InvalidInput(
+            f"dataset name {name!r} is the site's CDM database; choose another name",
+            code="invalid_dataset_name",
+        )
     if not _NAME.match(name):
         raise InvalidInput(
             f"dataset name {name!r} must be 1-48 characters of lower-case letters, digits "

@@ -1,156 +1,116 @@
 """Disclosure control: what of an analysis's local payload may leave the site.
 
-Pure functions over the payload and the site's policy. The rule that matters
-everywhere: no count below `min_cell_size` is released, neither directly nor as
-the difference between released numbers (hence secondary suppression).
+Pure functions over the round's parameters, the payload and the site's policy.
+`check_round` runs before anything is computed (rounds this site will not take
+part in); `control` applies the analysis's rule to what was computed. The rules
+live beside this module: `disclosure_tables` (count, describe, crosstab, ttest),
+`disclosure_survival` (kaplan_meier, logrank), `disclosure_models` (cox, logistic),
+and the cell rule with its secondary suppression in `disclosure_cells`.
+
+Consistency: one-round tabulations from a site below the cell rule answer with a
+suppressed payload; multi-round analyses answer REFUSED (the hub drops the site).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from edge_node.disclosure_cells import (
+    ALL_SUPPRESSED,
+    Released,
+    is_small,
+    suppress_cells,
+    suppress_table,
+)
+from edge_node.disclosure_models import control_cox, control_logistic
+from edge_node.disclosure_survival import control_survival
+from edge_node.disclosure_tables import (
+    control_count,
+    control_crosstab,
+    control_describe,
+    control_ttest,
+)
 from edge_node.policy import Policy
-from federated_ml.analyses.base import SUPPRESSED
-from shared_cdm.errors import Refused
+from federated_ml.analyses import secure_rounds as sr
+from shared_cdm.errors import InvalidInput, Refused
 
-ALL_SUPPRESSED: Mapping[str, Any] = {"n": SUPPRESSED, "suppressed": True}
+__all__ = [
+    "ALL_SUPPRESSED",
+    "Released",
+    "check_round",
+    "control",
+    "is_small",
+    "participating_sites",
+    "suppress_cells",
+    "suppress_table",
+]
+
+Rule = Callable[[Mapping[str, Any], Mapping[str, Any], Policy], Released]
+
+_RULES: Mapping[str, Rule] = {
+    "count": control_count,
+    "describe": control_describe,
+    "crosstab": control_crosstab,
+    "ttest": control_ttest,
+    "kaplan_meier": control_survival,
+    "logrank": control_survival,
+    "cox": control_cox,
+    "logistic": control_logistic,
+}
+# Round phases whose payload holds per-time vectors: they need a mask round.
+_VECTOR_PHASES = frozenset({"exact", "sums"})
 
 
-@dataclass(frozen=True)
-class Released:
-    """The payload that may leave, and notes saying what was withheld and why."""
-
-    payload: dict[str, Any]
-    notes: tuple[str, ...] = ()
-
-
-def control(analysis: str, payload: Mapping[str, Any], policy: Policy) -> Released:
-    """Apply the rule for `analysis`; Refused when no rule exists for a payload's shape."""
+def control(
+    analysis: str,
+    payload: Mapping[str, Any],
+    policy: Policy,
+    params: Mapping[str, Any] | None = None,
+) -> Released:
+    """Apply the rule for `analysis`; Refused when no rule exists or the rule says no."""
     rule = _RULES.get(analysis)
     if rule is None:
         raise Refused(
             f"this site has no disclosure rule for analysis {analysis!r}; nothing is released",
             code="no_disclosure_rule",
         )
-    return rule(payload, policy)
+    return rule(payload, params or {}, policy)
 
 
-def is_small(value: object, k: int) -> bool:
-    """A count that must not be released: anything below the minimum cell size, 0 included."""
-    return isinstance(value, int) and not isinstance(value, bool) and value < k
+def participating_sites(params: Mapping[str, Any]) -> int | None:
+    """How many sites take part in this round, when the round says: the peers of a
+    mask round, else the hub's `n_sites`; None when the round does not say."""
+    sec = params.get(sr.SECAGG)
+    if sr.phase(params) == "mask" and isinstance(sec, Mapping):
+        peers = sec.get("peers")
+        return len(peers) if isinstance(peers, Mapping) else 0
+    n_sites = params.get("n_sites")
+    if n_sites is None:
+        return None
+    if not isinstance(n_sites, int) or isinstance(n_sites, bool) or n_sites < 1:
+        raise InvalidInput(f"round parameter n_sites must be a whole number, not {n_sites!r}")
+    return n_sites
 
 
-def _row_count(payload: Mapping[str, Any], analysis: str) -> int:
-    n = payload.get("n")
-    if not isinstance(n, int) or isinstance(n, bool):
+def check_round(analysis: str, params: Mapping[str, Any], policy: Policy) -> None:
+    """Refuse, before computing anything, a round this site's policy rules out."""
+    if sr.SECAGG in params and not policy.allow_secure_aggregation:
         raise Refused(
-            f"{analysis}: the local result has no row count, so disclosure control cannot "
-            "check it; nothing is released",
-            code="no_disclosure_rule",
+            f"{analysis}: this round needs secure aggregation, which this site's policy "
+            "does not allow (allow_secure_aggregation = false)",
+            code="secure_aggregation_not_allowed",
         )
-    return n
-
-
-def _all_suppressed(k: int, what: str) -> Released:
-    return Released(
-        dict(ALL_SUPPRESSED),
-        (f"{what}: fewer rows than the minimum cell size ({k}); every figure suppressed",),
-    )
-
-
-def _excluded_missing(out: dict[str, Any], k: int, notes: list[str]) -> None:
-    if is_small(out.get("n_excluded_missing"), k):
-        out["n_excluded_missing"] = SUPPRESSED
-        notes.append(f"rows left out for missing values: below {k}, suppressed")
-
-
-def control_count(payload: Mapping[str, Any], policy: Policy) -> Released:
-    k = policy.min_cell_size
-    if is_small(_row_count(payload, "count"), k):
-        return _all_suppressed(k, "count")
-    out = dict(payload)
-    notes: list[str] = []
-    _excluded_missing(out, k, notes)
-    return Released(out, tuple(notes))
-
-
-def control_describe(payload: Mapping[str, Any], policy: Policy) -> Released:
-    k = policy.min_cell_size
-    if is_small(_row_count(payload, "describe"), k):
-        return _all_suppressed(k, "describe")
-    out = dict(payload)
-    notes: list[str] = []
-    _excluded_missing(out, k, notes)
-    variables: dict[str, Any] = {}
-    for name, stats in dict(payload.get("variables", {})).items():
-        variables[name] = _variable(name, stats, policy, notes)
-    out["variables"] = variables
-    return Released(out, tuple(notes))
-
-
-def _variable(name: str, stats: Mapping[str, Any], policy: Policy, notes: list[str]) -> Any:
-    k = policy.min_cell_size
-    if is_small(stats.get("n"), k):
-        notes.append(f"{name}: fewer than {k} values; suppressed")
-        return {"type": stats.get("type"), "n": SUPPRESSED, "suppressed": True}
-    if stats.get("type") == "numeric":
-        out = dict(stats)
-        if not policy.release_extremes and ("min" in out or "max" in out):
-            out.pop("min", None)
-            out.pop("max", None)
-            notes.append(f"{name}: minimum and maximum withheld (individual values)")
-        return out
-    if stats.get("type") == "categorical":
-        counts, primary, secondary = suppress_cells(dict(stats.get("counts", {})), k)
-        if primary:
-            notes.append(
-                f"{name}: {primary} categor{'y' if primary == 1 else 'ies'} below {k} suppressed"
-                + (f", {secondary} more suppressed so they cannot be derived" if secondary else "")
-            )
-        return dict(stats, counts=counts)
-    return {"type": stats.get("type"), "n": SUPPRESSED, "suppressed": True}
-
-
-def suppress_cells(counts: Mapping[str, Any], k: int) -> tuple[dict[str, Any], int, int]:
-    """Cells below k become SUPPRESSED; then more cells, smallest first, until the
-    suppressed cells cannot be recovered from the total: never exactly one of them,
-    and their sum (the total minus the released cells) is not itself below k.
-
-    Returns the released counts, the number suppressed for being small, and the
-    number suppressed only to protect those.
-    """
-    numbers = {c: v for c, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
-    hidden = {c for c, v in numbers.items() if v < k}
-    primary = len(hidden)
-    remaining = sorted((v, str(c)) for c, v in numbers.items() if c not in hidden)
-
-    def exposed() -> bool:
-        total = sum(numbers[c] for c in hidden)
-        return bool(hidden) and (len(hidden) == 1 or total < k)
-
-    while exposed() and remaining:
-        hidden.add(remaining.pop(0)[1])
-    released = {c: (SUPPRESSED if c in hidden else v) for c, v in counts.items()}
-    return released, primary, len(hidden) - primary
-
-
-def control_sums(payload: Mapping[str, Any], policy: Policy) -> Released:
-    """Sums over every row (gradients, Hessians, log-likelihoods): released whole when
-    the row count reaches k, else nothing. Not for per-time or per-cell counts."""
-    k = policy.min_cell_size
-    if is_small(_row_count(payload, "analysis"), k):
-        return _all_suppressed(k, "analysis")
-    out = dict(payload)
-    notes: list[str] = []
-    _excluded_missing(out, k, notes)
-    return Released(out, tuple(notes))
-
-
-_RULES: Mapping[str, Callable[[Mapping[str, Any], Policy], Released]] = {
-    "count": control_count,
-    "describe": control_describe,
-    "cox": control_sums,
-    "logistic": control_sums,
-}
+    sites = participating_sites(params)
+    if sites is not None and sites < policy.min_sites:
+        raise Refused(
+            f"{analysis}: {sites} site(s) take part; this site releases results only "
+            f"with at least {policy.min_sites} (its policy's min_sites)",
+            code="too_few_sites",
+        )
+    if params.get("phase") in _VECTOR_PHASES and sr.phase(params) != "mask":
+        raise Refused(
+            f"{analysis}: per-time counts leave this site only masked by secure "
+            "aggregation, and this round has no mask phase",
+            code="unmasked_vectors",
+        )

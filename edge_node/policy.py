@@ -1,16 +1,18 @@
 """The site's release policy: which analyses run on their own, which wait for the
-operator, which are refused, and the minimum cell size disclosure control enforces.
+operator, which are refused, and the limits disclosure control and the ledger enforce.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,7 +25,30 @@ class Decision(StrEnum):
     DENY = "deny"  # answer REFUSED without running
 
 
+DifferencingScope = Literal["requester", "all"]
+
 DEFAULT_MIN_CELL_SIZE = 5
+# The coordinating center sets the minimum sites per result (3 for count and
+# describe by default); a site adds its own only when it wants more.
+DEFAULT_MIN_SITES = 1
+# Aggregate analyses behind this site's disclosure control run without an operator
+# (DataSHIELD's model); anything else waits for approval.
+AGGREGATE_ANALYSES = (
+    "count",
+    "describe",
+    "kaplan_meier",
+    "logrank",
+    "cox",
+    "logistic",
+    "crosstab",
+    "ttest",
+)
+# DataSHIELD's default: at most one parameter per three rows at a site.
+DEFAULT_MAX_PARAMETERS_RATIO = 0.3333
+DEFAULT_MAX_REPEATS = 10
+DEFAULT_EPSILON_PER_REQUESTER = 3.0
+DEFAULT_EPSILON_TOTAL = 10.0
+DEFAULT_SECAGG_KEY_TTL_HOURS = 24.0
 
 DEFAULT_POLICY_TOML = """\
 # What this site releases. Edit, then restart `oncofed-edge run`.
@@ -31,18 +56,46 @@ DEFAULT_POLICY_TOML = """\
 # Counts below this are never released (they become "suppressed").
 min_cell_size = 5
 
+# Results need at least this many sites (when the hub says how many take part).
+# The coordinating center's own minimum (3 for count and describe) applies
+# anyway; raise this to require more sites than the center does.
+min_sites = 1
+
 # Minimum and maximum are single patients' values: withheld unless true.
 release_extremes = false
 
+# Exact Kaplan-Meier, log-rank and pooled Cox release per-time vectors only
+# masked by secure aggregation; false refuses every round that needs it.
+allow_secure_aggregation = true
+
+# Regressions: at most this many parameters per row at this site (DataSHIELD: 1/3).
+max_parameters_ratio = 0.3333
+
+# The disclosure ledger: refuse two cohorts whose rows differ by fewer than
+# min_cell_size, asked by the same requester ("requester") or by anyone ("all");
+# refuse the same question from the same requester more than max_repeats times.
+differencing_scope = "requester"
+max_repeats = 10
+
+# Differential privacy (studies that ask for it): epsilon this site spends at most.
+epsilon_budget_per_requester = 3.0
+epsilon_budget_total = 10.0
+
+# Secure-aggregation key pairs of a study are deleted this long after their last use.
+secagg_key_ttl_hours = 24.0
+
 # analysis name = "auto" (run at once) | "manual" (operator approves) | "deny".
-# An analysis not listed here needs the operator's approval.
+# The aggregate analyses below default to "auto" when left out of this table;
+# any other analysis needs the operator's approval.
 [analyses]
 count = "auto"
 describe = "auto"
-kaplan_meier = "manual"
-logrank = "manual"
-cox = "manual"
-logistic = "manual"
+kaplan_meier = "auto"
+logrank = "auto"
+cox = "auto"
+logistic = "auto"
+crosstab = "auto"
+ttest = "auto"
 """
 
 
@@ -50,14 +103,26 @@ logistic = "manual"
 class Policy:
     min_cell_size: int = DEFAULT_MIN_CELL_SIZE
     analyses: Mapping[str, Decision] = field(
-        default_factory=lambda: MappingProxyType(
-            {"count": Decision.AUTO, "describe": Decision.AUTO}
-        )
+        default_factory=lambda: MappingProxyType(dict.fromkeys(AGGREGATE_ANALYSES, Decision.AUTO))
     )
     release_extremes: bool = False
+    min_sites: int = DEFAULT_MIN_SITES
+    allow_secure_aggregation: bool = True
+    max_parameters_ratio: float = DEFAULT_MAX_PARAMETERS_RATIO
+    differencing_scope: DifferencingScope = "requester"
+    max_repeats: int = DEFAULT_MAX_REPEATS
+    epsilon_budget_per_requester: float = DEFAULT_EPSILON_PER_REQUESTER
+    epsilon_budget_total: float = DEFAULT_EPSILON_TOTAL
+    secagg_key_ttl_hours: float = DEFAULT_SECAGG_KEY_TTL_HOURS
 
     def decision_for(self, analysis: str) -> Decision:
         return self.analyses.get(analysis, Decision.MANUAL)
+
+    def fingerprint(self) -> str:
+        """A hash of every rule: cached answers are valid only under the same policy."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["analyses"] = {name: str(d) for name, d in sorted(self.analyses.items())}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 class _PolicyFile(BaseModel):
@@ -68,6 +133,14 @@ class _PolicyFile(BaseModel):
     min_cell_size: int = Field(DEFAULT_MIN_CELL_SIZE, ge=1, le=10_000)
     release_extremes: bool = False
     analyses: dict[str, Decision] = Field(default_factory=dict)
+    min_sites: int = Field(DEFAULT_MIN_SITES, ge=1, le=1000)
+    allow_secure_aggregation: bool = True
+    max_parameters_ratio: float = Field(DEFAULT_MAX_PARAMETERS_RATIO, gt=0, le=1)
+    differencing_scope: DifferencingScope = "requester"
+    max_repeats: int = Field(DEFAULT_MAX_REPEATS, ge=1)
+    epsilon_budget_per_requester: float = Field(DEFAULT_EPSILON_PER_REQUESTER, ge=0)
+    epsilon_budget_total: float = Field(DEFAULT_EPSILON_TOTAL, ge=0)
+    secagg_key_ttl_hours: float = Field(DEFAULT_SECAGG_KEY_TTL_HOURS, gt=0)
 
 
 def parse_policy(text: str, source: str = "policy") -> Policy:
@@ -87,11 +160,11 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
             f"`{'.'.join(str(p) for p in err['loc'])}`: {err['msg']}" for err in exc.errors()
         )
         raise InvalidInput(f"{source} is invalid: {problems}", code="invalid_policy") from exc
-    return Policy(
-        min_cell_size=parsed.min_cell_size,
-        analyses=MappingProxyType(dict(parsed.analyses)),
-        release_extremes=parsed.release_extremes,
-    )
+    values = parsed.model_dump()
+    # A file that lists some analyses keeps the defaults for the others.
+    merged = {**dict.fromkeys(AGGREGATE_ANALYSES, Decision.AUTO), **parsed.analyses}
+    values["analyses"] = MappingProxyType(merged)
+    return Policy(**values)
 
 
 def _decision(name: str, value: object, source: str) -> Decision:
@@ -106,7 +179,7 @@ def _decision(name: str, value: object, source: str) -> Decision:
 
 
 def load_policy(path: Path) -> Policy:
-    """The policy in `path`; a missing file means the defaults (auto count/describe)."""
+    """The policy in `path`; a missing file means the defaults."""
     if not path.exists():
         return Policy()
     try:
@@ -129,8 +202,16 @@ def describe_policy(policy: Policy) -> list[str]:
     """Lines a person reads in `oncofed-edge policy show`."""
     lines = [
         f"min_cell_size = {policy.min_cell_size}",
+        f"min_sites = {policy.min_sites}",
         f"release_extremes = {str(policy.release_extremes).lower()}",
-        "analyses (not listed: manual):",
+        f"allow_secure_aggregation = {str(policy.allow_secure_aggregation).lower()}",
+        f"max_parameters_ratio = {policy.max_parameters_ratio}",
+        f'differencing_scope = "{policy.differencing_scope}"',
+        f"max_repeats = {policy.max_repeats}",
+        f"epsilon_budget_per_requester = {policy.epsilon_budget_per_requester}",
+        f"epsilon_budget_total = {policy.epsilon_budget_total}",
+        f"secagg_key_ttl_hours = {policy.secagg_key_ttl_hours}",
+        "analyses (others: manual):",
     ]
     lines += [f"  {name} = {decision.value}" for name, decision in sorted(policy.analyses.items())]
     return lines

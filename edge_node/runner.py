@@ -1,4 +1,5 @@
-"""Runs one task: policy, dataset, spec, cohort, missing values, the analysis, disclosure.
+"""Runs one task: policy, deadline, round checks, ledger, cache, dataset, cohort, the
+analysis, DP noise, disclosure control, secure aggregation, the ledger's record.
 
 `TaskRunner.run` never raises: whatever goes wrong becomes a FAILED (or REFUSED)
 `TaskResult` whose message says what to fix. Messages leave the site, so an
@@ -8,24 +9,33 @@ unexpected error is reported by its type only; the details stay in the edge log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from edge_node.cdm import CDM_DATASET, refresh_cdm, study_dataset_spec
 from edge_node.datasets import load_table
-from edge_node.disclosure import control
+from edge_node.disclosure import check_round, control
+from edge_node.disclosure_cells import Released, is_count
+from edge_node.dp import DpRequest, add_noise, dp_request
+from edge_node.ledger.canonical import cohort_spec_hash, question_hash, release_summary
+from edge_node.ledger.service import CountRelease, Ledger, Release
 from edge_node.policy import Decision, Policy
+from edge_node.secagg import SiteIdentity, secure_step
+from edge_node.selection import Selection, select_cdm_rows, select_rows
+from edge_node.store.cache import Answer, ResultCache, cache_key
 from edge_node.store.datasets import DatasetRegistry
 from edge_node.store.models import TaskDecision
+from edge_node.store.secagg_keys import SecaggKeyStore
 from federated_ml.analyses import analysis_for
+from federated_ml.analyses import secure_rounds as sr
 from federated_ml.analyses.base import Analysis, StudySpec, parse_spec
 from protocol.messages import ResultStatus, TaskAssignment, TaskResult
-from shared_cdm.cohort import FlatSchema, compile_where, parse_tree
-from shared_cdm.errors import ErrorKind, InvalidInput, OncoFedError
+from shared_cdm.errors import ErrorKind, InvalidInput, NotFound, OncoFedError
 
 _LOG = logging.getLogger(__name__)
 
@@ -34,14 +44,11 @@ _DECISIONS = {
     Decision.MANUAL: TaskDecision.AWAITING_APPROVAL,
     Decision.DENY: TaskDecision.REJECTED,
 }
+CACHED_NOTE = "answer reused from this site's result cache (same data, question and policy)"
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The rows an analysis gets, and how many were left out for missing values."""
-
-    frame: pd.DataFrame
-    n_excluded_missing: int
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def refused(task: TaskAssignment, message: str) -> TaskResult:
@@ -67,25 +74,36 @@ def split_spec(task: TaskAssignment) -> tuple[StudySpec, dict[str, Any]]:
     return parse_spec(raw), params
 
 
-def select_rows(engine: Engine, table: sa.Table, spec: StudySpec, columns: list[str]) -> Selection:
-    """Rows matching `where`, only the columns the analysis reads, complete cases only."""
-    unknown = [c for c in columns if c not in table.c]
-    if unknown:
-        raise InvalidInput(
-            f"dataset {spec.dataset!r} has no column {', '.join(repr(c) for c in unknown)} "
-            f"(columns: {', '.join(table.c.keys())})",
-            code="unknown_column",
-        )
-    # A count reads no column; one constant per row keeps the row count.
-    selected: list[sa.ColumnElement[Any]] = [table.c[c] for c in columns]
-    selected = selected or [sa.literal(1).label("_row")]
-    statement = sa.select(*selected).select_from(table)
-    if spec.where is not None:
-        statement = statement.where(compile_where(parse_tree(spec.where), FlatSchema(table)))
-    with engine.connect() as conn:
-        frame = pd.read_sql(statement, conn)
-    complete = frame.dropna(subset=columns) if columns else frame
-    return Selection(complete.reset_index(drop=True), len(frame) - len(complete))
+def _past(deadline: datetime | None, now: datetime) -> bool:
+    if deadline is None:
+        return False
+    # A deadline without a zone is UTC, as everything on the wire is.
+    return now >= (deadline if deadline.tzinfo else deadline.replace(tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset as a study sees it: its name, its version, and how to select its rows."""
+
+    name: str
+    version: str
+    select: Callable[[StudySpec, list[str]], Selection]
+
+
+def released_counts(released: Released, rows: Selection, spec: StudySpec) -> list[CountRelease]:
+    """The counts a release reveals, each with the keys of the rows it counts."""
+    mask = None
+    if released.counted_levels is not None and spec.group:
+        mask = rows.frame[spec.group].astype(str).isin(released.counted_levels).to_numpy()
+    n = released.payload.get("n")
+    if not is_count(n):
+        return []
+    out = [CountRelease("n", n, rows.analysed(mask))]
+    excluded = released.payload.get("n_excluded_missing")
+    if is_count(excluded) and excluded > 0:
+        # n + n_excluded_missing is the cohort's size before missing values.
+        out.append(CountRelease("n_selected", n + excluded, rows.selected(mask)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,33 @@ class TaskRunner:
     analysis_engine: Engine
     datasets: DatasetRegistry
     policy: Policy
+    ledger: Ledger
+    cache: ResultCache
+    keys: SecaggKeyStore
+    identity: SiteIdentity | None = None
+    clock: Callable[[], datetime] = utc_now
     log: logging.Logger = field(default=_LOG)
+
+    @classmethod
+    def create(
+        cls,
+        analysis_engine: Engine,
+        state_engine: Engine,
+        policy: Policy,
+        identity: SiteIdentity | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> TaskRunner:
+        """A runner whose registry, ledger, cache and keys live in `state_engine`."""
+        return cls(
+            analysis_engine=analysis_engine,
+            datasets=DatasetRegistry(state_engine),
+            policy=policy,
+            ledger=Ledger(state_engine, policy, clock),
+            cache=ResultCache(state_engine, clock),
+            keys=SecaggKeyStore(state_engine, clock),
+            identity=identity,
+            clock=clock,
+        )
 
     def decide(self, task: TaskAssignment) -> TaskDecision:
         """What the site's policy says about a task as it arrives."""
@@ -106,6 +150,8 @@ class TaskRunner:
             return refused(task, f"this site's policy denies analysis {task.analysis!r}")
         if decision is Decision.MANUAL and not approved:
             return refused(task, f"analysis {task.analysis!r} needs the site operator's approval")
+        if _past(task.deadline, self.clock()):
+            return failed(task, "deadline passed: the task was not run")
         try:
             return self._compute(task)
         except OncoFedError as exc:
@@ -125,15 +171,90 @@ class TaskRunner:
         spec, params = split_spec(task)
         analysis: Analysis = analysis_for(spec.analysis)
         analysis.validate(spec)
-        record = self.datasets.get(spec.dataset)
-        table = load_table(self.analysis_engine, record)
+        check_round(spec.analysis, params, self.policy)
+        dp = dp_request(spec)
+        self.keys.purge(timedelta(hours=self.policy.secagg_key_ttl_hours))
+        source = self._source(spec)
+        question = question_hash(spec.model_dump(mode="json"), params)
+        self.ledger.check_repeats(task.requester, question, task.task_id)
+        key = cache_key(source.name, source.version, question, self.policy.fingerprint())
+        answer = self.cache.get(key, source.name, source.version)
+        cached = answer is not None
+        if answer is None:
+            answer = self._answer(task, spec, params, analysis, source, dp)
+        self.ledger.check_differencing(
+            task.requester, source.name, source.version, answer.counts, task.task_id
+        )
+        payload = secure_step(
+            dict(answer.released.payload),
+            params,
+            identity=self.identity,
+            study_id=task.study_id,
+            keys=self.keys,
+        )
+        self.ledger.record(
+            Release(
+                task=task,
+                analysis=spec.analysis,
+                dataset=source.name,
+                dataset_version=source.version,
+                question=question,
+                cohort_spec=cohort_spec_hash(spec, list(analysis.columns(spec))),
+                released=release_summary(payload),
+                counts=answer.counts,
+                # A cached answer was charged when it first left; repeating it reveals nothing new.
+                epsilon=0.0 if cached else answer.epsilon,
+                cached=cached,
+            )
+        )
+        # Cached only once released, so every cached answer's epsilon is on the ledger; vectors
+        # for secure aggregation are not: they leave masked once, and should not rest unmasked.
+        if not cached and sr.SECURE not in answer.released.payload:
+            self.cache.put(key, source.name, source.version, answer)
+        notes = answer.released.notes + ((CACHED_NOTE,) if cached else ())
+        return TaskResult(task.task_id, ResultStatus.OK, payload, "", notes)
+
+    def _answer(
+        self,
+        task: TaskAssignment,
+        spec: StudySpec,
+        params: dict[str, Any],
+        analysis: Analysis,
+        source: Source,
+        dp: DpRequest | None,
+    ) -> Answer:
+        if dp is not None:
+            self.ledger.check_budget(task.requester, dp.epsilon, task.task_id)
         columns = list(analysis.columns(spec))
-        rows = select_rows(self.analysis_engine, table, spec, columns)
+        rows = source.select(spec, columns)
         payload = analysis.local(rows.frame, spec, params)
         if columns:
             # An analysis that reads no column (count) leaves nothing out by construction.
             payload["n_excluded_missing"] = rows.n_excluded_missing
-        released = control(spec.analysis, payload, self.policy)
-        return TaskResult(
-            task.task_id, ResultStatus.OK, released.payload, "", tuple(released.notes)
+        epsilon, dp_notes = 0.0, tuple[str, ...]()
+        if dp is not None:
+            noised = add_noise(spec.analysis, payload, dp)
+            payload, epsilon, dp_notes = noised.payload, noised.epsilon, noised.notes
+        released = control(spec.analysis, payload, self.policy, params)
+        released = Released(released.payload, dp_notes + released.notes, released.counted_levels)
+        counts = self.ledger.store_cohorts(
+            source.name, source.version, released_counts(released, rows, spec)
         )
+        return Answer(released, counts, epsilon)
+
+    def _source(self, spec: StudySpec) -> Source:
+        engine = self.analysis_engine
+        if spec.dataset == CDM_DATASET:
+            record = refresh_cdm(engine, self.datasets, self.clock)
+            if record is None:
+                raise NotFound(
+                    "this site has no CDM tables; run `oncofed-edge init` and load the CDM",
+                    code="cdm_missing",
+                )
+            dataset = study_dataset_spec(spec)
+            return Source(
+                record.name, record.version, lambda s, c: select_cdm_rows(engine, dataset, s, c)
+            )
+        record = self.datasets.get(spec.dataset)
+        table = load_table(engine, record)
+        return Source(record.name, record.version, lambda s, c: select_rows(engine, table, s, c))

@@ -4,6 +4,7 @@ Run it through `edge_node.store.database.upgrade_state_db(url)`; the URL and the
 table come from `config.attributes`, so no alembic.ini exists.
 """
 
+import edge_node.ledger.models  # noqa: F401  (registers the ledger tables on Base.metadata)
 from edge_node.store.models import Base
 from shared_cdm.db import run_migrations
 

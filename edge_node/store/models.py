@@ -101,3 +101,33 @@ class RegisteredDataset(Base):
     table_name: Mapped[str] = mapped_column(sa.String(63))
     source_file: Mapped[str] = mapped_column(sa.Text, default="")
     registered_at: Mapped[datetime]
+
+
+class SecaggKey(Base):
+    """A site's X25519 key pair for one study's secure aggregation (the keys round
+    makes it, the mask round uses it); deleted once unused for the policy's TTL."""
+
+    __tablename__ = "edge_secagg_keys"
+
+    study_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(sa.String(64))
+    private_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CachedAnswer(Base):
+    """A local answer after disclosure control (before secure aggregation), keyed by
+    dataset version, question and policy; a new dataset version makes it unreachable."""
+
+    __tablename__ = "edge_result_cache"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    dataset: Mapped[str] = mapped_column(sa.String(48), index=True)
+    dataset_version: Mapped[str] = mapped_column(sa.String(64))
+    payload: Mapped[dict[str, Any]]
+    notes: Mapped[list[Any]]
+    counted_levels: Mapped[list[Any] | None] = mapped_column(sa.JSON)
+    counts: Mapped[list[Any]]
+    epsilon: Mapped[float] = mapped_column(sa.Float)
+    created_at: Mapped[datetime]

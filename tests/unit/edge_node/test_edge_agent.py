@@ -154,7 +154,7 @@ def _agent(
     attempts: int = 4,
 ) -> tuple[EdgeAgent, CountingRunner]:
     runner = CountingRunner(
-        TaskRunner(dbs.analysis, dbs.registry, policy or Policy(min_cell_size=5))
+        TaskRunner.create(dbs.analysis, dbs.state, policy or Policy(min_cell_size=5))
     )
     client = HubClient(
         hub,

@@ -12,12 +12,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from edge_node.bootstrap import build_runner, edge_stores
 from edge_node.cli import app
+from edge_node.policy import load_policy
 from edge_node.settings import load_settings
 from edge_node.store.database import open_state_db
 from edge_node.store.models import TaskDecision
 from edge_node.store.tasks import TaskStore
-from protocol.messages import TaskAssignment
+from protocol.messages import ResultStatus, TaskAssignment
 
 runner = CliRunner()
 
@@ -92,7 +94,9 @@ def test_dataset_add_list_remove(home: Path, tmp_path: Path) -> None:
     assert "id, ph.ecog, 性别" in listed.stdout
     removed = runner.invoke(app, ["dataset", "remove", "default", "--home", str(home)])
     assert removed.exit_code == 0
-    assert runner.invoke(app, ["dataset", "list", "--home", str(home)]).stdout == ""
+    # What remains is the CDM database, which `init` created (empty) and registered.
+    rest = runner.invoke(app, ["dataset", "list", "--home", str(home)]).stdout.splitlines()
+    assert [line.split("\t")[:3] for line in rest] == [["cdm", "cdm", "0 rows"]]
     missing = runner.invoke(app, ["dataset", "remove", "default", "--home", str(home)])
     assert missing.exit_code == 4
 
@@ -166,3 +170,29 @@ def test_every_command_and_option_has_help() -> None:
         for param in command.params:
             if isinstance(param, click.Option):
                 assert getattr(param, "help", None), f"{name} {param.name}"
+
+
+def test_ledger_list_and_budget(home: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("age\n" + "\n".join(str(40 + i) for i in range(30)) + "\n", "utf-8")
+    assert (
+        runner.invoke(app, ["dataset", "add", "default", str(csv), "--home", str(home)]).exit_code
+        == 0
+    )
+    settings = load_settings(home)
+    spec = {"analysis": "count", "dp": {"epsilon": 0.5}}
+    task = TaskAssignment(
+        "t-dp", "study-1", 0, "count", "default", spec, "alice", datetime.now(UTC)
+    )
+    with edge_stores(settings) as stores:
+        result = build_runner(stores, load_policy(settings.policy_file)).run(task)
+    assert result.status is ResultStatus.OK, result.message
+    listed = runner.invoke(app, ["ledger", "list", "--home", str(home)]).stdout.splitlines()
+    assert listed[0].split("\t")[:4] == ["released", "requester", "study", "task"]
+    fields = listed[1].split("\t")
+    assert fields[1:5] == ["alice", "study-1", "t-dp", "count"]
+    assert fields[6].startswith("n=") and fields[7] == "0.5"
+    mine = runner.invoke(app, ["ledger", "list", "--requester", "bob", "--home", str(home)])
+    assert len(mine.stdout.splitlines()) == 1  # the header only
+    budget = runner.invoke(app, ["ledger", "budget", "--home", str(home)]).stdout.splitlines()
+    assert "alice\t0.5 of 3" in budget and "total\t0.5 of 10" in budget

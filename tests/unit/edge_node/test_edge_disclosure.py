@@ -107,15 +107,17 @@ def test_two_small_cells_adding_up_to_k_need_no_partner() -> None:
 
 
 def test_an_analysis_without_a_rule_is_refused() -> None:
-    with pytest.raises(Refused, match="kaplan_meier"):
-        control("kaplan_meier", {"n": 100, "events": [1, 2]}, POLICY)
+    with pytest.raises(Refused, match="survival_forest"):
+        control("survival_forest", {"n": 100, "events": [1, 2]}, POLICY)
 
 
 def test_sums_only_analysis_needs_a_row_count() -> None:
     with pytest.raises(Refused, match="row count"):
         control("cox", {"gradient": [0.1]}, POLICY)
-    assert control("cox", {"n": K - 1, "gradient": [0.1]}, POLICY).payload["n"] == SUPPRESSED
-    assert control("cox", {"n": K, "gradient": [0.1]}, POLICY).payload["gradient"] == [0.1]
+    with pytest.raises(Refused, match="fewer rows than its minimum cell size"):
+        control("cox", {"n": K - 1, "events": K - 1, "gradient": [0.1]}, POLICY)
+    released = control("cox", {"n": K, "events": K, "gradient": [0.1]}, POLICY)
+    assert released.payload["gradient"] == [0.1]
 
 
 # --- property: no released count below k, directly or by difference ---------------------------

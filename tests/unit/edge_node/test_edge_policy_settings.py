@@ -15,29 +15,35 @@ from edge_node.policy import (
     write_default_policy,
 )
 from edge_node.settings import load_settings
+from federated_ml.analyses import known_analyses
 from shared_cdm.errors import InvalidInput
 
 
 def test_default_policy_file_says_what_the_contract_says() -> None:
     policy = parse_policy(DEFAULT_POLICY_TOML)
     assert policy.min_cell_size == 5
+    assert policy.min_sites == 1  # the coordinating center's minimum rules by default
+    assert policy.allow_secure_aggregation is True
+    assert policy.max_parameters_ratio == 0.3333
+    assert (policy.differencing_scope, policy.max_repeats) == ("requester", 10)
+    assert (policy.epsilon_budget_per_requester, policy.epsilon_budget_total) == (3.0, 10.0)
+    # The file says what the code defaults to, so deleting it changes nothing but analyses.
+    assert {**policy.__dict__, "analyses": None} == {**Policy().__dict__, "analyses": None}
     assert policy.release_extremes is False
     assert policy.decision_for("count") is Decision.AUTO
     assert policy.decision_for("describe") is Decision.AUTO
-    assert policy.decision_for("cox") is Decision.MANUAL
+    assert policy.decision_for("cox") is Decision.AUTO
     assert policy.decision_for("never_heard_of_it") is Decision.MANUAL
-    assert dict(policy.analyses) == {
-        **dict(Policy().analyses),
-        **{a: Decision.MANUAL for a in ("kaplan_meier", "logrank", "cox", "logistic")},
-    }
+    assert dict(policy.analyses) == dict(Policy().analyses)
+    assert set(policy.analyses) == set(known_analyses())  # every analysis the site can run
 
 
 def test_missing_policy_file_means_the_defaults(tmp_path: Path) -> None:
     policy = load_policy(tmp_path / "absent.toml")
     assert policy.min_cell_size == 5
     assert policy.decision_for("count") is Decision.AUTO
-    assert policy.decision_for("describe") is Decision.AUTO
-    assert policy.decision_for("cox") is Decision.MANUAL
+    assert policy.decision_for("kaplan_meier") is Decision.AUTO
+    assert policy.decision_for("train_model") is Decision.MANUAL
 
 
 def test_manual_auto_and_deny_are_read() -> None:
@@ -50,8 +56,9 @@ def test_manual_auto_and_deny_are_read() -> None:
     assert policy.decision_for("count") is Decision.MANUAL
     assert policy.decision_for("cox") is Decision.AUTO
     assert policy.decision_for("logistic") is Decision.DENY
-    # Listing some analyses does not make the unlisted ones automatic.
-    assert policy.decision_for("describe") is Decision.MANUAL
+    # Listing some analyses keeps the defaults for the others.
+    assert policy.decision_for("describe") is Decision.AUTO
+    assert policy.decision_for("train_model") is Decision.MANUAL
 
 
 @pytest.mark.parametrize(
@@ -65,6 +72,13 @@ def test_manual_auto_and_deny_are_read() -> None:
         ("[analyses]\ncox = 1", "analyses.cox"),
         ("min_cel_size = 5", "min_cel_size"),
         ('analyses = "auto"', "analyses"),
+        ("min_sites = 0", "min_sites"),
+        ("max_parameters_ratio = 0", "max_parameters_ratio"),
+        ("max_parameters_ratio = 1.5", "max_parameters_ratio"),
+        ('differencing_scope = "everyone"', "differencing_scope"),
+        ("max_repeats = 0", "max_repeats"),
+        ("epsilon_budget_per_requester = -1.0", "epsilon_budget_per_requester"),
+        ("allow_secure_aggregation = 1", "allow_secure_aggregation"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(text: str, key: str) -> None:
@@ -138,3 +152,18 @@ def test_settings_refuse_bad_values_naming_the_field(tmp_path: Path) -> None:
 def test_settings_without_edge_toml_point_to_init(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="oncofed-edge init"):
         load_settings(tmp_path)
+
+
+def test_the_ledger_and_site_limits_are_read() -> None:
+    policy = parse_policy(
+        "min_sites = 2\nallow_secure_aggregation = false\nmax_parameters_ratio = 0.1\n"
+        'differencing_scope = "all"\nmax_repeats = 3\n'
+        "epsilon_budget_per_requester = 1.5\nepsilon_budget_total = 4\n"
+    )
+    assert (policy.min_sites, policy.allow_secure_aggregation) == (2, False)
+    assert (policy.max_parameters_ratio, policy.differencing_scope) == (0.1, "all")
+    assert policy.max_repeats == 3
+    assert (policy.epsilon_budget_per_requester, policy.epsilon_budget_total) == (1.5, 4.0)
+    # Cached answers are keyed by the policy: any change gives another fingerprint.
+    assert policy.fingerprint() != Policy().fingerprint()
+    assert Policy().fingerprint() == Policy().fingerprint()

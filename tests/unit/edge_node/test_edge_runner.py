@@ -48,7 +48,7 @@ def lung(edge_dbs: EdgeDbs, tmp_path: Path) -> pd.DataFrame:
 
 
 def _runner(dbs: EdgeDbs, **policy: Any) -> TaskRunner:
-    return TaskRunner(dbs.analysis, dbs.registry, Policy(min_cell_size=K, **policy))
+    return TaskRunner.create(dbs.analysis, dbs.state, Policy(min_cell_size=K, **policy))
 
 
 def _task(spec: dict[str, Any], task_id: str = "t-1") -> TaskAssignment:
