@@ -1,10 +1,11 @@
 """Disclosure rules for regressions: stratified `cox`, `logistic`, pooled `cox`.
 
 A site takes part (else REFUSED) only with at least k rows, at least k events
-(Cox; censored rows either none or at least k) or at least k in each outcome class
-(logistic), and no more parameters than `max_parameters_ratio` times its rows
-(DataSHIELD's n/3 by default): with fewer rows the score and information can
-be solved for individual values.
+(Cox) or at least k in each outcome class (logistic), and no more parameters
+than `max_parameters_ratio` times its rows (DataSHIELD's n/3 by default): with
+fewer rows the score and information can be solved for individual values. A
+Cox site with 1..k-1 censored rows still takes part but withholds its event
+count, which would reveal them as n - events.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edge_node.disclosure_survival import require_masked
 from edge_node.policy import Policy
 from federated_ml import secure_agg
 from federated_ml.analyses import secure_rounds as sr
+from federated_ml.analyses.base import SUPPRESSED
 from shared_cdm.errors import Refused
 
 _TERMS = ("n", "events", "loglik", "gradient", "information")
@@ -44,7 +46,7 @@ def _events(value: object, analysis: str) -> int:
 def _check_classes(n: int, events: int, k: int, analysis: str, logistic: bool) -> None:
     others = n - events
     what = "outcome class" if logistic else "event count"
-    if events < k or (others < k and (logistic or others > 0)):
+    if events < k or (logistic and others < k):
         raise Refused(
             f"{analysis}: an {what} at this site is below the minimum cell size ({k}); "
             "this site contributes nothing",
@@ -74,7 +76,12 @@ def _terms(payload: Mapping[str, Any], policy: Policy, analysis: str, logistic: 
     _check_classes(n, _events(payload.get("events"), analysis), k, analysis, logistic)
     check_parameters(len(payload.get("gradient", [])), n, policy, analysis)
     out = {key: payload[key] for key in _TERMS if key in payload}
-    return Released(out, _excluded(out, payload, k))
+    notes: tuple[str, ...] = ()
+    censored = n - int(out.get("events", 0))
+    if not logistic and 0 < censored < k:
+        out["events"] = SUPPRESSED
+        notes = (f"{analysis}: event count withheld (it would reveal fewer than {k} censored)",)
+    return Released(out, notes + _excluded(out, payload, k))
 
 
 def control_logistic(

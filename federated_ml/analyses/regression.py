@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -52,14 +53,23 @@ def _terms_payload(t: CoxTerms) -> dict[str, Any]:
 
 
 def _sum_terms(payloads: SitePayloads, p: int) -> tuple[float, np.ndarray, np.ndarray, int, int]:
+    """Summed terms; a site that withheld its event count adds none (see `events_note`)."""
     loglik, grad, info, n, events = 0.0, np.zeros(p), np.zeros((p, p)), 0, 0
     for part in payloads.values():
         loglik += float(part["loglik"])
         grad += np.asarray(part["gradient"], dtype=float)
         info += np.asarray(part["information"], dtype=float)
         n += int(part["n"])
-        events += int(part["events"])
+        if isinstance(part.get("events"), int):
+            events += int(part["events"])
     return loglik, grad, info, n, events
+
+
+def events_note(payloads: SitePayloads) -> tuple[str, ...]:
+    withheld = sorted(s for s, p in payloads.items() if not isinstance(p.get("events"), int))
+    if not withheld:
+        return ()
+    return (f"event total excludes sites that withheld their event count: {', '.join(withheld)}",)
 
 
 def _summary(names: list[str], beta: np.ndarray, info: np.ndarray) -> dict[str, Any]:
@@ -113,7 +123,9 @@ class _NewtonAnalysis:
         newton = NewtonState.from_json(dict(state["newton"]))
         outcome = newton_update(newton, loglik, grad, info)
         if outcome.converged:
-            return self.finish(spec, outcome.state, loglik, info, n, events)
+            done = self.finish(spec, outcome.state, loglik, info, n, events)
+            notes = events_note(payloads)
+            return replace(done, disclosure=done.disclosure + notes) if notes else done
         return NextRound(params={"beta": outcome.next_beta}, state={"newton": newton.to_json()})
 
 

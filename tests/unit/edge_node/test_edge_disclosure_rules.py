@@ -175,11 +175,13 @@ def test_cox_needs_k_events() -> None:
         control("cox", _terms(20, K - 1), POLICY)
 
 
-def test_cox_censored_rows_are_none_or_at_least_k() -> None:
-    assert control("cox", _terms(20, 20), POLICY).payload["n"] == 20
-    assert control("cox", _terms(20, 20 - K), POLICY).payload["n"] == 20
-    with pytest.raises(Refused):
-        control("cox", _terms(20, 20 - K + 1), POLICY)
+def test_cox_withholds_the_event_count_when_it_would_reveal_few_censored() -> None:
+    assert control("cox", _terms(20, 20), POLICY).payload["events"] == 20  # none censored
+    assert control("cox", _terms(20, 20 - K), POLICY).payload["events"] == 20 - K
+    few = control("cox", _terms(20, 20 - K + 1), POLICY)
+    assert few.payload["events"] == SUPPRESSED
+    assert few.payload["n"] == 20 and "gradient" in few.payload
+    assert any("withheld" in note for note in few.notes)
 
 
 def test_logistic_needs_k_in_each_outcome_class() -> None:
