@@ -98,9 +98,20 @@ class LocalFederationRun:
 
 
 def hub_settings_for_local_run() -> dict[str, object]:
-    """The hub adds no minimum number of sites of its own: each site's policy
-    (`min_sites`, default 3; `--policy` may lower it) decides what it releases."""
+    """No minimum number of sites at the hub: one operator holds every table here, so
+    the center's rule (which protects sites from researchers) has nothing to protect.
+    Each site's own policy (`min_sites`, via `--policy`) still applies."""
     return {"min_sites": dict.fromkeys(known_analyses(), 1)}
+
+
+def local_run_notes(analysis: str, n_sites: int) -> list[str]:
+    minimum = DEFAULT_MIN_SITES.get(analysis, 1)
+    if n_sites >= minimum:
+        return []
+    return [
+        f"local federation: {n_sites} site(s), below the coordinating center's usual minimum "
+        f"of {minimum} for {analysis}; not enforced because one operator holds every table"
+    ]
 
 
 def write_result(path: Path, envelope: Mapping[str, Any]) -> None:
@@ -137,6 +148,8 @@ def _run_in(root: Path, run: LocalFederationRun, console: Console) -> dict[str, 
     envelope = study.get("result")
     if not isinstance(envelope, dict):
         raise StudyFailed(f"study {study.get('id')} completed without a result")
+    notes = local_run_notes(str(run.study.get("analysis")), len(run.sites))
+    envelope["disclosure"] = [*envelope.get("disclosure", []), *notes]
     write_result(run.out, envelope)
     console.log(f"result written to {run.out}")
     return envelope

@@ -111,3 +111,12 @@ def test_cli_non_json_study_exits_invalid(tmp_path: Path, csv: Path) -> None:
     assert code == EXIT_CODES[ErrorKind.INVALID]
     assert "not JSON" in err
     assert err.strip().count("\n") == 0
+
+
+def test_a_local_run_below_the_centers_minimum_says_so() -> None:
+    from ops.local_federation import local_run_notes
+
+    assert local_run_notes("count", 3) == []
+    assert local_run_notes("cox", 2) == []
+    (note,) = local_run_notes("describe", 2)
+    assert "minimum of 3" in note and "not enforced" in note
