@@ -19,6 +19,7 @@ from rich.console import Console
 
 from federated_ml.analyses import analysis_for, known_analyses
 from federated_ml.analyses.base import parse_spec
+from hub.studies.rules import DEFAULT_MIN_SITES
 from ops.federation import LocalFederation
 from protocol.tls import validate_party_name
 from shared_cdm.errors import InvalidInput, NotFound, OncoFedError
