@@ -91,7 +91,13 @@ def control_logistic(
 
 
 def control_cox(payload: Mapping[str, Any], params: Mapping[str, Any], policy: Policy) -> Released:
-    """Stratified terms, or the pooled model's horizon and masked per-time sums."""
+    """Stratified terms, the pooled model's horizon and masked per-time sums, or the
+    final round's concordance pair counts (sums over pairs, released with n >= k)."""
+    if "concordance" in payload:
+        n = row_count(payload, "cox")
+        refuse_small_site(n, policy.min_cell_size, "cox")
+        pairs = {k: int(v) for k, v in dict(payload["concordance"]).items()}
+        return Released({"n": n, "concordance": pairs}, ())
     if "gradient" in payload:
         return _terms(payload, policy, "cox", logistic=False)
     k = policy.min_cell_size

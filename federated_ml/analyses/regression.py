@@ -17,7 +17,7 @@ from scipy import stats
 
 from federated_ml.analyses import pooled_cox
 from federated_ml.analyses.base import Finished, NextRound, SitePayloads, StudySpec
-from federated_ml.stats.cox import CoxTerms, cox_terms
+from federated_ml.stats.cox import CoxTerms, concordance_pairs, cox_terms
 from federated_ml.stats.logistic import logistic_terms
 from federated_ml.stats.newton import NewtonState, newton_update
 from shared_cdm.errors import InvalidInput
@@ -163,12 +163,31 @@ class CoxAnalysis(_NewtonAnalysis):
     def local(
         self, frame: pd.DataFrame, spec: StudySpec, params: Mapping[str, Any]
     ) -> dict[str, Any]:
+        if params.get("phase") == "concordance":
+            time, event, x = self.arrays(frame, spec)
+            pairs = concordance_pairs(time, event, x @ np.asarray(params["beta"], dtype=float))
+            return {"n": len(frame), "concordance": pairs.__dict__}
         if not self.pooled(spec):
             return super().local(frame, spec, params)
         time, event, x = self.arrays(frame, spec)
         return pooled_cox.local(time, event, x, params, self.resolution(spec))
 
     def step(
+        self, spec: StudySpec, state: Mapping[str, Any], payloads: SitePayloads
+    ) -> NextRound | Finished:
+        if state.get("stage") == "concordance":
+            return _with_concordance(state, payloads)
+        out = self._fit_step(spec, state, payloads)
+        if isinstance(out, Finished) and (spec.model_extra or {}).get("concordance", True):
+            beta = [out.result["coef"][name] for name in self.names(spec)]
+            done = {"result": out.result, "n": out.n, "disclosure": list(out.disclosure)}
+            return NextRound(
+                params={"phase": "concordance", "beta": beta},
+                state={"stage": "concordance", "finished": done},
+            )
+        return out
+
+    def _fit_step(
         self, spec: StudySpec, state: Mapping[str, Any], payloads: SitePayloads
     ) -> NextRound | Finished:
         if not self.pooled(spec):
@@ -237,3 +256,22 @@ class LogisticAnalysis(_NewtonAnalysis):
         out["odds_ratio"] = {k: math.exp(v) for k, v in out["coef"].items()}
         out.update(log_likelihood=loglik, iterations=state.iterations, events=ev, converged=True)
         return Finished(result=out, n=n, n_excluded_missing=None)
+
+
+def _with_concordance(state: Mapping[str, Any], payloads: SitePayloads) -> Finished:
+    """Harrell's C over pairs within each site: pairs across sites would need
+    one site's times next to another's, so they are not compared."""
+    done = state["finished"]
+    totals = {"concordant": 0, "discordant": 0, "tied": 0}
+    for part in payloads.values():
+        for key in totals:
+            totals[key] += int(part["concordance"][key])
+    pairs = sum(totals.values())
+    result = dict(done["result"])
+    result["concordance"] = {
+        "c_index": (totals["concordant"] + 0.5 * totals["tied"]) / pairs if pairs else None,
+        "comparable_pairs": pairs,
+        "scope": "pairs within each site",
+    }
+    notes = (*done["disclosure"], "concordance compares pairs of patients within each site only")
+    return Finished(result=result, n=done["n"], n_excluded_missing=None, disclosure=notes)

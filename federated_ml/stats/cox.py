@@ -142,3 +142,45 @@ def cox_terms_from_sums(s: TimeSums, beta: FloatArray, ties: Ties, n: int) -> Co
         "k,ki,kj->ij", mult, mean, mean
     )
     return CoxTerms(loglik, grad, info, n, int(s.d.sum()))
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """Harrell's comparable pairs at one site: the earlier death has the higher risk
+    (concordant), the lower (discordant), or the same (tied)."""
+
+    concordant: int
+    discordant: int
+    tied: int
+
+
+def concordance_pairs(time: FloatArray, event: NDArray[np.bool_], risk: FloatArray) -> PairCounts:
+    """A pair is comparable when i dies first, or dies when j is censored at the same
+    time (lifelines' convention); deaths at the same time are not compared."""
+    import bisect
+
+    order = np.argsort(-time, kind="stable")
+    t, e, r = time[order], event[order].astype(bool), risk[order]
+    seen: list[float] = []  # risks of rows that outlive the current time, kept sorted
+    conc = disc = tied = 0
+    i = 0
+    while i < t.size:
+        j = i
+        while j < t.size and t[j] == t[i]:
+            j += 1
+        group = range(i, j)
+        for k in group:  # censored at this time: outlive the deaths at this time
+            if not e[k]:
+                bisect.insort(seen, float(r[k]))
+        for k in group:
+            if e[k]:
+                lo = bisect.bisect_left(seen, float(r[k]))
+                hi = bisect.bisect_right(seen, float(r[k]))
+                conc += lo
+                tied += hi - lo
+                disc += len(seen) - hi
+        for k in group:
+            if e[k]:
+                bisect.insort(seen, float(r[k]))
+        i = j
+    return PairCounts(conc, disc, tied)

@@ -251,3 +251,11 @@ def test_pooled_cox_counts_events_in_lane_encoded_vectors() -> None:
     few = {"n": 30, sr.SECURE: {"it0|d": secure_agg.int_lanes(np.array([2, 2, 0]))}}
     with pytest.raises(Refused, match="event count"):
         control("cox", few, POLICY, params)
+
+
+def test_cox_concordance_round_releases_pair_counts_only_with_k_rows() -> None:
+    pairs = {"concordant": 40, "discordant": 12, "tied": 1}
+    out = control("cox", {"n": 20, "concordance": pairs, "extra": "x"}, POLICY)
+    assert out.payload == {"n": 20, "concordance": pairs}
+    with pytest.raises(Refused):
+        control("cox", {"n": K - 1, "concordance": pairs}, POLICY)
