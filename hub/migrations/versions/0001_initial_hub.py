@@ -15,7 +15,7 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Timestamps are stored as naive UTC; hub.db.models.UtcDateTime adds the zone back.
+# Timestamps are stored as naive UTC; shared_cdm.sqltypes.UtcDateTime adds the zone back.
 
 
 def upgrade() -> None:
