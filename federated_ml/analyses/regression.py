@@ -69,7 +69,10 @@ def events_note(payloads: SitePayloads) -> tuple[str, ...]:
     withheld = sorted(s for s, p in payloads.items() if not isinstance(p.get("events"), int))
     if not withheld:
         return ()
-    return (f"event total excludes sites that withheld their event count: {', '.join(withheld)}",)
+    return (
+        "events is null: sites withheld their event count (it would reveal fewer censored "
+        f"patients than their cell size): {', '.join(withheld)}; events_released sums the rest",
+    )
 
 
 def _summary(names: list[str], beta: np.ndarray, info: np.ndarray) -> dict[str, Any]:
@@ -125,7 +128,11 @@ class _NewtonAnalysis:
         if outcome.converged:
             done = self.finish(spec, outcome.state, loglik, info, n, events)
             notes = events_note(payloads)
-            return replace(done, disclosure=done.disclosure + notes) if notes else done
+            if not notes:
+                return done
+            # a partial total would read as the pooled one: say "unknown" instead
+            result = {**done.result, "events": None, "events_released": events}
+            return replace(done, result=result, disclosure=done.disclosure + notes)
         return NextRound(params={"beta": outcome.next_beta}, state={"newton": newton.to_json()})
 
 

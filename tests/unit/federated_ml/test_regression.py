@@ -244,3 +244,36 @@ def test_cox_concordance_at_one_site_equals_lifelines() -> None:
     beta = np.array([out.result["coef"]["age"], out.result["coef"]["sex"]])
     ref = concordance_index(d["time"], -(d[["age", "sex"]].to_numpy(float) @ beta), d["status"])
     assert out.result["concordance"]["c_index"] == pytest.approx(ref, rel=1e-12)
+
+
+def test_cox_events_unknown_when_a_site_withheld_its_event_count() -> None:
+    from federated_ml.analyses.base import SUPPRESSED
+
+    spec = parse_spec(
+        {
+            "analysis": "cox",
+            "time": "time",
+            "event": "status",
+            "covariates": ["age"],
+            "concordance": False,
+        }
+    )
+    cox = analysis_for("cox")
+    sites = lung_sites()
+    nxt = cox.first_round(spec)
+    for _ in range(50):
+        payloads = {
+            s: cox.local(f.dropna(subset=["age"]), spec, nxt.params) for s, f in sites.items()
+        }
+        payloads["merged"] = {**payloads["merged"], "events": SUPPRESSED}
+        out = cox.step(spec, nxt.state, payloads)
+        if isinstance(out, Finished):
+            break
+        nxt = out
+    assert isinstance(out, Finished)
+    assert out.result["events"] is None
+    released = sum(
+        int(f.dropna(subset=["age"])["status"].sum()) for s, f in sites.items() if s != "merged"
+    )
+    assert out.result["events_released"] == released
+    assert any("merged" in note for note in out.disclosure)
