@@ -24,6 +24,7 @@ from ops.local_federation import (
     run_local_federation,
 )
 from ops.processes import Terminated, sigterm_raises
+from ops.synth.report import print_summary
 from shared_cdm.errors import EXIT_CODES, OncoFedError
 
 T = TypeVar("T")
@@ -144,6 +145,25 @@ def demo(
             keep_running=keep_running,
         )
     )
+
+
+@app.command(
+    "synth-hospital",
+    help="Write a synthetic hospital (EMR, LIS, PACS) and its ground truth into OUT.",
+)
+def synth_hospital(
+    patients: Annotated[int, typer.Option(help="How many patients.")],
+    seed: Annotated[int, typer.Option(help="Random seed; same seed and variant, same files.")],
+    out: Annotated[Path, typer.Option(help="A new or empty folder.")],
+    variant: Annotated[str, typer.Option(help="Hospital variant: A, B or C.")] = "A",
+) -> None:
+    from ops.synth.hospital import write_hospital
+    from ops.synth.variants import get_variant
+
+    summary = _guarded(
+        lambda: write_hospital(out, patients=patients, seed=seed, variant=get_variant(variant))
+    )
+    print_summary(Console(), out, summary)
 
 
 def main() -> None:
