@@ -6,6 +6,7 @@ Hospital systems spell the same code many ways (`C34.100x001`, `c34.1`,
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -39,6 +40,45 @@ class Analyte:
     loinc: str | None
     standard_unit: str  # UCUM
     molar_mass_g_per_mol: float | None
+    # physiologically possible values in the standard unit (not a reference range)
+    plausible_low: float | None = None
+    plausible_high: float | None = None
+
+    def plausible(self, value: float) -> bool:
+        """Whether `value` (in the standard unit) can be a real result; an
+        analyte without bounds accepts any finite value."""
+        if not math.isfinite(value):
+            return False
+        if self.plausible_low is not None and value < self.plausible_low:
+            return False
+        return self.plausible_high is None or value <= self.plausible_high
+
+
+@dataclass(frozen=True)
+class Drug:
+    atc: str  # WHO ATC code, e.g. "L01XA01"
+    name_en: str
+    name_zh: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Procedure:
+    code: str  # ICD-9-CM-3, canonical "32.41"
+    name_en: str
+    name_zh: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Icd10TextRule:
+    """A diagnosis-text pattern; the highest-priority match decides. An empty
+    `icd10` means "no code" (uncertain, negated or benign wording)."""
+
+    pattern: re.Pattern[str]
+    language: str  # "zh", "en" or "any"
+    icd10: str | None
+    priority: int
 
 
 @dataclass(frozen=True)
@@ -93,6 +133,28 @@ def icd10_key(code: str, *, upper: bool = False) -> tuple[str, int, int]:
     canonical = normalize_icd10(code)
     sub = int(canonical[4]) if len(canonical) > 3 else (10 if upper else -1)
     return canonical[0], int(canonical[1:3]), sub
+
+
+_ATC = re.compile(r"[A-Z]\d{2}(?:[A-Z](?:[A-Z](?:\d{2})?)?)?")
+_ICD9CM3 = re.compile(r"(\d{2})(?:\s*\.?\s*(\d{1,2}))?")
+
+
+def normalize_atc(code: str) -> str:
+    """`l01xa01`, `Ｌ０１ＸＡ０１` give `L01XA01`; any ATC level is accepted."""
+    folded = fold(code).replace(" ", "")
+    if _ATC.fullmatch(folded) is None:
+        raise InvalidInput(f"not an ATC code: {code!r}", code="invalid_atc")
+    return folded
+
+
+def normalize_icd9cm3(code: str) -> str:
+    """ICD-9-CM volume 3 procedure code: `32.4100x001`, `3241`, `32.41` give
+    `32.41`; the Chinese clinical extensions beyond 4 digits drop."""
+    match = _ICD9CM3.match(fold(code))
+    if match is None:
+        raise InvalidInput(f"not an ICD-9-CM-3 code: {code!r}", code="invalid_icd9cm3")
+    category, sub = match.groups()
+    return f"{category}.{sub}" if sub else category
 
 
 def normalize_morphology(code: str) -> str:

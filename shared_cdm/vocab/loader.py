@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from functools import lru_cache
@@ -28,12 +29,17 @@ from shared_cdm.vocab.codes import (
     ICD10_PATTERN,
     Analyte,
     Concept,
+    Drug,
     Icd10Code,
+    Icd10TextRule,
     Morphology,
+    Procedure,
     TnmValue,
     alias_key,
     icd10_key,
     loinc_check_digit_ok,
+    normalize_atc,
+    normalize_icd9cm3,
     normalize_icd10,
     normalize_morphology,
     normalize_tnm,
@@ -43,8 +49,11 @@ from shared_cdm.vocab.omop import LocalConcept, merge_concepts, read_omop_concep
 __all__ = [
     "Analyte",
     "Concept",
+    "Drug",
     "Icd10Code",
+    "Icd10TextRule",
     "Morphology",
+    "Procedure",
     "TnmValue",
     "Vocabulary",
     "load_concepts_into_db",
@@ -58,6 +67,17 @@ STAGE_GROUPS = (
 )
 StageRule = tuple[str, str, str, str]  # t, n, m ("*" = any), stage group
 T = TypeVar("T")
+_Named = TypeVar("_Named", Drug, Procedure)
+TEXT_RULE_CONFIDENCE = 0.9  # a code read from diagnosis text, against 1.0 for a coded one
+# form words dropped before a drug name is looked up: `注射用紫杉醇`, `顺铂注射液`
+_DRUG_FORMS = re.compile(
+    r"^注射用|注射液$|注射剂$|片$|胶囊$|肠溶片$|分散片$|缓释片$|口服液$|粉针$"
+    r"|\b(?:injection|tablets?|capsules?|for infusion|infusion|oral solution)\b",
+    re.IGNORECASE,
+)
+_PROCEDURE_PARTS = re.compile(r"\+|＋|及|并|联合|伴|\bwith\b|\band\b|;|；|,|，", re.IGNORECASE)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
 class Vocabulary:
@@ -72,6 +92,9 @@ class Vocabulary:
         tnm_values: Iterable[TnmValue],
         stage_rules: Iterable[StageRule],
         omop_concepts: Iterable[Concept] = (),
+        drugs: Iterable[Drug] = (),
+        procedures: Iterable[Procedure] = (),
+        icd10_text_rules: Iterable[Icd10TextRule] = (),
     ) -> None:
         self._icd10 = {entry.code: entry for entry in icd10_codes}
         self._morphology = {entry.code: entry for entry in morphologies}
@@ -82,6 +105,13 @@ class Vocabulary:
         self._tnm = {(v.axis, v.value.upper()): v for v in tnm_values}
         self._stage_rules = tuple(stage_rules)
         self._omop = tuple(omop_concepts)
+        self._drugs = tuple(drugs)
+        self._drug_alias = _alias_index(self._drugs, "drug")
+        self._procedures = tuple(procedures)
+        self._procedure_alias = _alias_index(self._procedures, "procedure")
+        # highest priority first; ties keep file order
+        self._text_rules = tuple(sorted(icd10_text_rules, key=lambda r: -r.priority))
+        self._text_cache: dict[str, tuple[str, float] | None] = {}
 
     def icd10(self, code: str) -> Icd10Code | None:
         """The entry for `code`, or for its 3-character category when the
@@ -132,6 +162,64 @@ class Vocabulary:
         parts = [part for part in re.split(r"[()\[\]]", key) if part]
         found = {self._alias.get(part) for part in parts}
         return found.pop() if len(parts) > 1 and len(found) == 1 else None
+
+    @property
+    def drugs(self) -> tuple[Drug, ...]:
+        return self._drugs
+
+    def drug_by_name(self, name: str) -> Drug | None:
+        """By any alias (generic, brand, Chinese or English name), ignoring case,
+        width and punctuation; form words (`注射液`, `tablets`) and a bracketed
+        strength are dropped; failing that, the longest alias inside the name."""
+        return _by_name(self._drug_alias, name, _DRUG_FORMS)
+
+    @property
+    def procedures(self) -> tuple[Procedure, ...]:
+        return self._procedures
+
+    def procedure_by_name(self, name: str) -> Procedure | None:
+        """The procedure a free-text operation name describes. A combined name
+        (`胸腔镜下肺叶切除术+淋巴结清扫术`, `... with lymph node dissection`) is
+        coded by its first part, the principal procedure; within a part the
+        longest (most specific) alias found wins."""
+        parts = [p for p in _PROCEDURE_PARTS.split(name) if p and p.strip()]
+        for part in (*parts[:1], name):
+            found = _by_name(self._procedure_alias, part, None)
+            if found is not None:
+                return found
+        return None
+
+    def icd10_from_text(self, text: str) -> tuple[str, float] | None:
+        """(ICD-10 code, confidence) from a written diagnosis, by the text rules:
+        `右肺上叶腺癌` gives ("C34.1", 0.9), `Malignant neoplasm of stomach` gives
+        ("C16", 0.9); uncertain, negated, benign and non-cancer texts give None."""
+        if text in self._text_cache:
+            return self._text_cache[text]
+        result = self._match_text(text)
+        if len(self._text_cache) > 100_000:  # bounded: texts are few but unbounded in theory
+            self._text_cache.clear()
+        self._text_cache[text] = result
+        return result
+
+    def _match_text(self, text: str) -> tuple[str, float] | None:
+        folded = unicodedata.normalize("NFKC", text)
+        has_zh, has_en = bool(_CJK.search(folded)), bool(_LATIN.search(folded))
+        best: tuple[int, int, str | None] | None = None  # priority, -start, code
+        for rule in self._text_rules:
+            if best is not None and rule.priority < best[0]:
+                break
+            if (rule.language == "zh" and not has_zh) or (rule.language == "en" and not has_en):
+                continue
+            match = rule.pattern.search(folded)
+            if match is None:
+                continue
+            # among equal priorities the site named first is the primary one
+            candidate = (rule.priority, -match.start(), rule.icd10)
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        if best is None or best[2] is None:
+            return None
+        return best[2], TEXT_RULE_CONFIDENCE
 
     def tnm_value(self, axis: str, value: str) -> TnmValue | None:
         """`cT1a`, `pT1A`, `1a` (on axis T) all find T1a; None if not AJCC 8 lung."""
@@ -193,13 +281,22 @@ class Vocabulary:
             tnm_values=self._tnm.values(),
             stage_rules=self._stage_rules,
             omop_concepts=concepts,
+            drugs=self._drugs,
+            procedures=self._procedures,
+            icd10_text_rules=self._text_rules,
         )
 
 
 def _rows(
-    source: Traversable, name: str, columns: str, build: Callable[[dict[str, str]], T]
+    source: Traversable,
+    name: str,
+    columns: str,
+    build: Callable[[dict[str, str]], T],
+    optional: Sequence[str] = (),
 ) -> list[T]:
-    """Parse one shipped CSV; any problem names the file and line."""
+    """Parse one shipped CSV; any problem names the file and line. `optional`
+    trailing columns may be absent from the header or from a row (read as empty),
+    so files written before they existed still load."""
     path = source / name
     try:
         text = path.read_text(encoding="utf-8").lstrip("\ufeff")
@@ -207,16 +304,20 @@ def _rows(
         raise InvalidInput(f"{path}: cannot read vocabulary file ({exc})") from exc
     reader = csv.reader(io.StringIO(text))
     header = next(reader, [])
-    if ",".join(header) != columns:
-        raise InvalidInput(f"{path}, line 1: columns must be {columns!r}, not {header}")
+    required = columns.split(",")
+    allowed = [",".join([*required, *optional[:n]]) for n in range(len(optional) + 1)]
+    if ",".join(header) not in allowed:
+        raise InvalidInput(f"{path}, line 1: columns must be {allowed[-1]!r}, not {header}")
+    full = [*required, *optional]
     result = []
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
         try:
-            if len(row) != len(header):
+            if not len(required) <= len(row) <= len(header):
                 raise ValueError(f"{len(row)} fields, expected {len(header)}")
-            result.append(build({k: v.strip() for k, v in zip(header, row, strict=True)}))
+            cells = [*row, *[""] * (len(full) - len(row))]
+            result.append(build({k: v.strip() for k, v in zip(full, cells, strict=True)}))
         except (ValueError, InvalidInput) as exc:
             raise InvalidInput(f"{path}, line {reader.line_num}: {exc}") from exc
     return result
@@ -253,8 +354,20 @@ def _analyte_builder() -> Callable[[dict[str, str]], Analyte]:
             if owner != row["code"]:
                 raise ValueError(f"alias {alias!r} already names {owner}")
         loinc = row["loinc"] or None
+        low = float(row["plausible_low"]) if row["plausible_low"] else None
+        high = float(row["plausible_high"]) if row["plausible_high"] else None
+        if low is not None and high is not None and low >= high:
+            raise ValueError("plausible_low must be below plausible_high")
         return Analyte(
-            row["code"], row["name_en"], row["name_zh"], aliases, loinc, row["standard_unit"], mass
+            row["code"],
+            row["name_en"],
+            row["name_zh"],
+            aliases,
+            loinc,
+            row["standard_unit"],
+            mass,
+            low,
+            high,
         )
 
     return build
@@ -280,8 +393,46 @@ def _stage_builder(tnm: Iterable[TnmValue]) -> Callable[[dict[str, str]], StageR
     return build
 
 
+def _aliases(row: dict[str, str]) -> tuple[str, ...]:
+    names = (row["name_en"], row["name_zh"], *row["aliases"].split("|"))
+    return tuple(dict.fromkeys(a.strip() for a in names if a.strip()))
+
+
+def _drug_row(row: dict[str, str]) -> Drug:
+    if normalize_atc(row["atc"]) != row["atc"] or not row["name_en"]:
+        raise ValueError(f"bad drug row {row['atc']!r}")
+    return Drug(row["atc"], row["name_en"], row["name_zh"], _aliases(row))
+
+
+def _procedure_row(row: dict[str, str]) -> Procedure:
+    if normalize_icd9cm3(row["code"]) != row["code"] or not row["name_en"]:
+        raise ValueError(f"bad ICD-9-CM-3 row {row['code']!r}")
+    return Procedure(row["code"], row["name_en"], row["name_zh"], _aliases(row))
+
+
+def _text_rule_row(row: dict[str, str]) -> Icd10TextRule:
+    if row["language"] not in ("zh", "en", "any"):
+        raise ValueError(f"language must be zh, en or any, not {row['language']!r}")
+    code = row["icd10"] or None
+    if code is not None and normalize_icd10(code) != code:
+        raise ValueError(f"ICD-10 {code!r} is not canonical")
+    try:
+        pattern = re.compile(row["pattern"], re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"bad pattern {row['pattern']!r}: {exc}") from exc
+    return Icd10TextRule(pattern, row["language"], code, int(row["priority"]))
+
+
+def _optional_rows(
+    source: Traversable, name: str, columns: str, build: Callable[[dict[str, str]], T]
+) -> list[T]:
+    """A vocabulary file added later: a data folder without it gives no rows."""
+    return _rows(source, name, columns, build) if (source / name).is_file() else []
+
+
 def load_vocabulary(source: Traversable | str | Path) -> Vocabulary:
-    """Read the five vocabulary CSV files from directory `source`."""
+    """Read the vocabulary CSV files from directory `source` (drugs, procedures
+    and ICD-10 text rules may be absent)."""
     source = Path(source) if isinstance(source, str) else source
     tnm = _rows(source, "tnm_ajcc8_lung.csv", "axis,value,description", _tnm_row)
     return Vocabulary(
@@ -296,9 +447,17 @@ def load_vocabulary(source: Traversable | str | Path) -> Vocabulary:
             "analytes.csv",
             "code,name_en,name_zh,aliases,loinc,standard_unit,molar_mass_g_per_mol",
             _analyte_builder(),
+            optional=("plausible_low", "plausible_high"),
         ),
         tnm_values=tnm,
         stage_rules=_rows(source, "ajcc8_lung_stage.csv", "t,n,m,stage", _stage_builder(tnm)),
+        drugs=_optional_rows(source, "drugs.csv", "atc,name_en,name_zh,aliases", _drug_row),
+        procedures=_optional_rows(
+            source, "procedures.csv", "code,name_en,name_zh,aliases", _procedure_row
+        ),
+        icd10_text_rules=_optional_rows(
+            source, "icd10_text_rules.csv", "pattern,language,icd10,priority", _text_rule_row
+        ),
     )
 
 
@@ -306,6 +465,39 @@ def load_vocabulary(source: Traversable | str | Path) -> Vocabulary:
 def load_default() -> Vocabulary:
     """The vocabulary shipped with OncoFed, read once per process."""
     return load_vocabulary(files("shared_cdm.vocab") / "data")
+
+
+def _alias_index(entries: Iterable[_Named], kind: str) -> dict[str, _Named]:
+    """Alias key -> entry; an alias naming two entries is a data error."""
+    index: dict[str, _Named] = {}
+    for entry in entries:
+        for alias in entry.aliases:
+            key = alias_key(alias)
+            owner = index.setdefault(key, entry)
+            if owner is not entry:
+                raise InvalidInput(f"{kind} alias {alias!r} names both {owner} and {entry}")
+    return index
+
+
+def _by_name(index: dict[str, _Named], name: str, forms: re.Pattern[str] | None) -> _Named | None:
+    key = alias_key(name)
+    if not key:
+        return None
+    if key in index:
+        return index[key]
+    stripped = re.sub(r"[(\[（【].*?[)\]）】]", "", unicodedata.normalize("NFKC", name))
+    if forms is not None:
+        stripped = forms.sub("", stripped.strip())
+    key = alias_key(stripped)
+    if key in index:
+        return index[key]
+    # the longest alias inside the name; short Latin aliases (`DDP`) only whole
+    best: tuple[int, _Named] | None = None
+    for alias, entry in index.items():
+        usable = len(alias) >= 2 if _CJK.search(alias) else len(alias) >= 5
+        if usable and alias in key and (best is None or len(alias) > best[0]):
+            best = (len(alias), entry)
+    return best[1] if best else None
 
 
 def load_concepts_into_db(session: Session, vocabulary: Vocabulary, batch_size: int = 5000) -> int:
