@@ -23,6 +23,7 @@ from shared_cdm.models.oncology import (
     NoteNlp,
     Specimen,
 )
+from shared_cdm.models.provenance import ValueProvenance
 
 __all__ = [
     "CONDITION_OCCURRENCE_ID_FIELD_CONCEPT_ID",
@@ -45,5 +46,6 @@ __all__ = [
     "ProcedureOccurrence",
     "ProvenanceMixin",
     "Specimen",
+    "ValueProvenance",
     "VisitOccurrence",
 ]

@@ -39,7 +39,9 @@ CDM_TABLES = {
     "cdm_source",
     "concept",
     "lung_cancer_dataset",
+    "value_provenance",
 }
+CDM_HEAD = "0002"
 
 
 def _schema_diff(url: str, metadata: sa.MetaData) -> list[object]:
@@ -80,7 +82,7 @@ def test_upgrade_creates_the_models_schema_without_drift(db_url: str) -> None:
 
     assert _table_names(db_url) == CDM_TABLES | {CDM_VERSION_TABLE}
     assert _schema_diff(db_url, Base.metadata) == []
-    assert current_revision(db_url) == head_revision() == "0001"
+    assert current_revision(db_url) == head_revision() == CDM_HEAD
 
 
 def test_check_constraints_are_named_alike_on_both_backends(db_url: str) -> None:
@@ -163,7 +165,7 @@ def test_two_environments_share_a_database_with_their_own_version_tables(
     upgrade(db_url)
     upgrade(db_url, script_location=other, version_table="alembic_version_hub")
 
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == CDM_HEAD
     assert current_revision(db_url, version_table="alembic_version_hub") == "0001"
     assert "hub_study" in _table_names(db_url)
     # Neither environment reports the other's tables as drift.
@@ -173,7 +175,7 @@ def test_two_environments_share_a_database_with_their_own_version_tables(
 
     assert "hub_study" not in _table_names(db_url)
     assert _table_names(db_url) >= CDM_TABLES
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == CDM_HEAD
 
 
 def test_upgrade_refuses_a_malformed_url() -> None:
