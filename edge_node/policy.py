@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge_node.pipeline.deid import DeidPolicy
 from shared_cdm.errors import InvalidInput
 
 
@@ -96,6 +97,20 @@ cox = "auto"
 logistic = "auto"
 crosstab = "auto"
 ttest = "auto"
+
+# How `oncofed-edge sync` de-identifies the analysis database. A change takes
+# effect for rows loaded afterwards: rebuild the analysis database after editing.
+[deidentification]
+# "shift": every date of a patient moves by one offset, fixed per patient (keyed
+# by the site secret); "keep": real dates, only where the ethics approval allows.
+dates = "shift"
+# The offset lies between -max_shift_days and +max_shift_days days, never 0.
+max_shift_days = 180
+# What of the birth date reaches the CDM: "year", "year_month" or "date".
+# Month and day, when kept, are shifted like every other date.
+birth = "year"
+# Note text is not copied until free-text scrubbing exists; must stay false.
+keep_note_text = false
 """
 
 
@@ -114,6 +129,7 @@ class Policy:
     epsilon_budget_per_requester: float = DEFAULT_EPSILON_PER_REQUESTER
     epsilon_budget_total: float = DEFAULT_EPSILON_TOTAL
     secagg_key_ttl_hours: float = DEFAULT_SECAGG_KEY_TTL_HOURS
+    deidentification: DeidPolicy = field(default_factory=DeidPolicy)
 
     def decision_for(self, analysis: str) -> Decision:
         return self.analyses.get(analysis, Decision.MANUAL)
@@ -122,6 +138,7 @@ class Policy:
         """A hash of every rule: cached answers are valid only under the same policy."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["analyses"] = {name: str(d) for name, d in sorted(self.analyses.items())}
+        data["deidentification"] = self.deidentification.model_dump()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -141,6 +158,7 @@ class _PolicyFile(BaseModel):
     epsilon_budget_per_requester: float = Field(DEFAULT_EPSILON_PER_REQUESTER, ge=0)
     epsilon_budget_total: float = Field(DEFAULT_EPSILON_TOTAL, ge=0)
     secagg_key_ttl_hours: float = Field(DEFAULT_SECAGG_KEY_TTL_HOURS, gt=0)
+    deidentification: DeidPolicy = Field(default_factory=DeidPolicy)
 
 
 def parse_policy(text: str, source: str = "policy") -> Policy:
@@ -164,6 +182,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     # A file that lists some analyses keeps the defaults for the others.
     merged = {**dict.fromkeys(AGGREGATE_ANALYSES, Decision.AUTO), **parsed.analyses}
     values["analyses"] = MappingProxyType(merged)
+    values["deidentification"] = parsed.deidentification  # the model, not its dump
     return Policy(**values)
 
 
@@ -214,4 +233,12 @@ def describe_policy(policy: Policy) -> list[str]:
         "analyses (others: manual):",
     ]
     lines += [f"  {name} = {decision.value}" for name, decision in sorted(policy.analyses.items())]
+    deid = policy.deidentification
+    lines += [
+        "deidentification:",
+        f'  dates = "{deid.dates}"',
+        f"  max_shift_days = {deid.max_shift_days}",
+        f'  birth = "{deid.birth}"',
+        f"  keep_note_text = {str(deid.keep_note_text).lower()}",
+    ]
     return lines
