@@ -18,6 +18,7 @@ from edge_node.bootstrap import edge_agent, edge_stores
 from edge_node.cdm import refresh_cdm, upgrade_cdm
 from edge_node.datasets import add_dataset, remove_dataset
 from edge_node.errors import exit_code_for
+from edge_node.pipeline import cli as pipeline_cli
 from edge_node.policy import describe_policy, load_policy, write_default_policy
 from edge_node.settings import SETTINGS_FILE, EdgeSettings, load_settings, validate_hub_address
 from protocol.messages import RegistrationAck
@@ -337,3 +338,137 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+app.add_typer(pipeline_cli.mapping_app, name="mapping")
+app.add_typer(pipeline_cli.quarantine_app, name="quarantine")
+
+
+@app.command("sync")
+def sync_command(
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="The site mapping (default HOME/mapping.yaml)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=100, max=200_000, help="Rows per batch.")
+    ] = 5000,
+    full: Annotated[
+        bool, typer.Option("--full", help="Forget the watermarks and read every source again.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Load what changed in the sources since the last sync into the CDM (safe to re-run
+    or interrupt). Prints, per source table: in = loaded + merged + quarantined."""
+    settings = _settings(home)
+    status = pipeline_cli.sync_command(
+        settings,
+        mapping=mapping,
+        batch_size=batch_size,
+        full=full,
+        quiet=quiet,
+        as_json=as_json,
+        run=_run,
+    )
+    if status:
+        raise typer.Exit(status)
+
+
+@app.command("export-omop")
+def export_omop_command(
+    out_dir: pipeline_cli.OutDir,
+    with_provenance: Annotated[
+        bool,
+        typer.Option(
+            "--with-provenance",
+            help="Add OncoFed's provenance columns and extension tables.",
+        ),
+    ] = False,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Write the analysis database as OMOP CDM v5.4 CSV files (one per table) into OUT_DIR."""
+    from edge_node.pipeline.omop_export import export_omop
+
+    settings = _settings(home)
+    counts = _run(
+        lambda: export_omop(settings.analysis_db_url, out_dir, with_provenance=with_provenance)
+    )
+    for table, rows in counts.items():
+        typer.echo(f"{table}\t{rows}")
+    typer.echo(f"wrote {len(counts)} tables to {out_dir}", err=True)
+
+
+@pipeline_cli.mapping_app.command("suggest")
+def mapping_suggest(
+    source: Annotated[str, typer.Option("--source", help="The source's name in the mapping.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="A mapping whose `sources` names the source (default HOME/mapping.yaml).",
+        ),
+    ] = None,
+    spec: Annotated[
+        str | None,
+        typer.Option(
+            "--spec",
+            help='The source as JSON instead, e.g. \'{"kind": "csv", "path": "lis/"}\'.',
+        ),
+    ] = None,
+    tables: Annotated[
+        list[str] | None, typer.Option("--table", help="Only these tables (repeatable).")
+    ] = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Propose a mapping for a source's tables from names, aliases and value profiles;
+    review it before use."""
+    from edge_node.pipeline.connectors import open_connector
+    from edge_node.pipeline.mapping import load_mapping
+    from edge_node.pipeline.suggest import suggest_mapping
+    from shared_cdm.vocab import load_default
+
+    def body() -> str:
+        if spec is not None:
+            try:
+                options = json.loads(spec)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"--spec is not JSON: {exc}") from exc
+            base = Path.cwd()
+        else:
+            path = mapping or _settings(home).mapping_file
+            site = load_mapping(path)
+            if source not in site.sources:
+                raise InvalidInput(
+                    f"{path} has no source {source!r}; it has {', '.join(site.sources)}"
+                )
+            options, base = site.sources[source].options(), site.base_dir
+        connector = open_connector(source, options, base)
+        try:
+            return suggest_mapping(connector, source, tables, load_default())
+        finally:
+            connector.close()
+
+    typer.echo(_run(body), nl=False)
+
+
+@pipeline_cli.quarantine_app.command("list")
+def quarantine_list(
+    code: Annotated[str | None, typer.Option("--code", help="Only this reason code.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Counts per source table and reason instead.")
+    ] = False,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Show quarantined records (they may hold identifiers: this stays in the hospital)."""
+    settings = _settings(home)
+    if summary:
+        for source, table, reason, n in _run(lambda: pipeline_cli.quarantine_summary(settings)):
+            typer.echo(f"{source}\t{table}\t{reason}\t{n}")
+        return
+    for row in _run(lambda: pipeline_cli.quarantine_rows(settings, code=code, limit=limit)):
+        typer.echo(
+            f"{row['source']}\t{row['source_table']}\t{row['row_key']}\t{row['code']}\t{row['reason']}"
+        )

@@ -24,7 +24,7 @@ from shared_cdm.errors import InvalidInput
 
 SETTINGS_FILE = "edge.toml"
 POLICY_FILE = "policy.toml"
-_PATH_FIELDS = ("tls_ca_cert", "tls_cert", "tls_key", "policy_file")
+_PATH_FIELDS = ("tls_ca_cert", "tls_cert", "tls_key", "policy_file", "mapping_file")
 
 
 class _HomeTomlSource(PydanticBaseSettingsSource):
@@ -62,6 +62,8 @@ class EdgeSettings(BaseSettings):
     state_db_url: str
     analysis_db_url: str
     policy_file: Path
+    # The site mapping `oncofed-edge sync` reads (docs/edge-pipeline.md).
+    mapping_file: Path
     poll_interval_s: float = Field(2.0, gt=0)
     hub_server_name: str = "localhost"
     # Each RPC's deadline, and the bounded backoff for UNAVAILABLE / DEADLINE_EXCEEDED.
@@ -94,7 +96,11 @@ class EdgeSettings(BaseSettings):
         out.setdefault("state_db_url", f"sqlite:///{home / 'edge.db'}")
         out.setdefault("analysis_db_url", f"sqlite:///{home / 'analysis.db'}")
         site = out.get("site_name")
-        defaults = {"tls_ca_cert": "tls/ca.crt", "policy_file": POLICY_FILE}
+        defaults = {
+            "tls_ca_cert": "tls/ca.crt",
+            "policy_file": POLICY_FILE,
+            "mapping_file": "mapping.yaml",
+        }
         if isinstance(site, str):
             defaults |= {"tls_cert": f"tls/{site}.crt", "tls_key": f"tls/{site}.key"}
         for name in _PATH_FIELDS:

@@ -5,6 +5,7 @@ table come from `config.attributes`, so no alembic.ini exists.
 """
 
 import edge_node.ledger.models  # noqa: F401  (registers the ledger tables on Base.metadata)
+import edge_node.pipeline.state  # noqa: F401  (and the pipeline tables)
 from edge_node.store.models import Base
 from shared_cdm.db import run_migrations
 

@@ -1,0 +1,121 @@
+"""What every stage of one sync run needs: databases, keys, vocabulary, counters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from edge_node.pipeline import state
+from edge_node.pipeline.deid import Deidentifier
+from edge_node.pipeline.records import Rejection
+from shared_cdm.vocab import Vocabulary
+
+# OMOP concept ids the loader writes
+EHR = 32817
+LAB = 32856
+INPATIENT_VISIT = 9201
+MALE, FEMALE = 8507, 8532
+OPERATORS = {"<": 4171756, ">": 4172704, "=": 4172703, "<=": 4171754, ">=": 4171755}
+UTF8_ENCODING = 32678
+
+COUNT_FIELDS = ("read", "skipped", "loaded", "merged", "quarantined")
+
+
+@dataclass
+class TableCounts:
+    """Per source table: read = skipped + in; in = loaded + merged + quarantined."""
+
+    read: int = 0
+    skipped: int = 0  # rows of patients outside the extraction (no cancer diagnosis)
+    loaded: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    error: str | None = None  # a problem with the whole table (e.g. it disappeared)
+
+    @property
+    def entered(self) -> int:
+        return self.loaded + self.merged + self.quarantined
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in COUNT_FIELDS}
+        out["in"] = self.entered
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+ProgressHook = Callable[[str, int], None]  # (label, rows just done)
+
+
+@dataclass
+class RunContext:
+    state: sa.Engine
+    analysis: sa.Engine
+    deid: Deidentifier
+    vocab: Vocabulary
+    run_id: int
+    icd10_ranges: tuple[str, ...]
+    concepts: dict[tuple[str, str], int]
+    ranks: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, table) -> rank
+    counts: dict[tuple[str, str], TableCounts] = field(default_factory=dict)
+    conflicts: Counter[str] = field(default_factory=Counter)
+    events_started: bool = False  # some event table had been read by an earlier run
+    batch_size: int = 5000
+    progress: ProgressHook | None = None
+
+    def table_counts(self, source: str, table: str) -> TableCounts:
+        return self.counts.setdefault((source, table), TableCounts())
+
+    def row_pseudonym(self, source: str, table: str, key: str) -> str:
+        return self.deid.pseudonymizer.pseudonym("row", f"{source}/{table}/{key}")
+
+    def row_id(self, source: str, table: str, key: str) -> int:
+        return self.deid.pseudonymizer.surrogate_id("row", f"{source}/{table}/{key}")
+
+    def person_id(self, person_key: str) -> int:
+        return self.deid.pseudonymizer.surrogate_id("person", person_key)
+
+    def visit_id(self, admission_id: str) -> int:
+        return self.deid.pseudonymizer.surrogate_id("admission", admission_id)
+
+    def visit_pseudonym(self, admission_id: str) -> str:
+        return self.deid.pseudonymizer.pseudonym("admission", admission_id)
+
+    def concept(self, vocabulary: str, code: str | None) -> int:
+        return self.concepts.get((vocabulary, code), 0) if code else 0
+
+    def quarantine(self, conn: sa.Connection, rejections: list[Rejection]) -> None:
+        """Keep rejected rows with their reasons (the latest verdict per row)."""
+        if not rejections:
+            return
+        from edge_node.pipeline.dbutil import upsert
+
+        now = utcnow()
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in rejections:
+            rows[(r.source, r.table, r.key[:255])] = {
+                "source": r.source,
+                "source_table": r.table,
+                "row_key": r.key[:255],
+                "code": r.code,
+                "reason": r.reason,
+                "field": r.field,
+                "record": r.raw,
+                "run_id": self.run_id,
+                "quarantined_at": now,
+            }
+        upsert(
+            conn,
+            state.QuarantinedRecord.__table__,  # type: ignore[arg-type]
+            list(rows.values()),
+            ["source", "source_table", "row_key"],
+        )

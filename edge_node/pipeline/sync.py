@@ -1,0 +1,421 @@
+"""`oncofed-edge sync`: one incremental run of the pipeline.
+
+Order of a run: the index tables (patients, admissions, diagnoses, follow-up)
+up to their watermarks; the CDM rows of every person they touched; older rows
+of patients who have just become cancer patients (backfill); then the event
+tables up to their watermarks. Every batch commits its effects before its
+watermark moves, and every write is keyed, so a run can be killed anywhere and
+the next one finishes the job with the same result.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from edge_node.pipeline.connectors import Connector, SourceMissing, open_connector
+from edge_node.pipeline.context import ProgressHook, RunContext, TableCounts, utcnow
+from edge_node.pipeline.dbutil import chunks, select_in, upsert
+from edge_node.pipeline.deid import Deidentifier, DeidPolicy, Pseudonymizer, SiteSecret
+from edge_node.pipeline.events import EVENT_TABLES, load_events
+from edge_node.pipeline.linkage import (
+    INDEX_TARGETS,
+    INDEXERS,
+    admissions_t,
+    count_index_rows,
+    patients_t,
+    persons_t,
+)
+from edge_node.pipeline.mapping import RowMapper, SiteMapping, TableMapping, load_mapping
+from edge_node.pipeline.persons import build_dirty_persons, conflicts_t
+from edge_node.pipeline.records import MappedRecord, Rejection, SourceBatch
+from edge_node.pipeline.state import PipelineRun, Watermark
+from edge_node.store.database import upgrade_state_db
+from shared_cdm.db import make_engine, upgrade
+from shared_cdm.errors import Conflict, OncoFedError
+from shared_cdm.models import Concept
+from shared_cdm.vocab import Vocabulary, load_default
+from shared_cdm.vocab.loader import load_concepts_into_db
+
+runs_t: sa.Table = PipelineRun.__table__  # type: ignore[assignment]
+watermarks_t: sa.Table = Watermark.__table__  # type: ignore[assignment]
+EVENT_TARGETS = tuple(EVENT_TABLES)
+RANK_SAMPLE = 2000
+_LAB_COMPLETENESS = ("value", "unit_as_written", "reference_range", "result_date")
+
+
+@dataclass
+class SyncReport:
+    run_id: int
+    status: str
+    counts: dict[tuple[str, str], TableCounts]
+    targets: dict[tuple[str, str], str]
+    persons: int = 0
+    conflicts: int = 0
+    seconds: float = 0.0
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return all(c.read == c.skipped + c.entered for c in self.counts.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "persons_rebuilt": self.persons,
+            "conflicts": self.conflicts,
+            "seconds": round(self.seconds, 3),
+            "source_ranks": self.ranks,
+            "tables": [
+                {"source": s, "table": t, "target": self.targets.get((s, t)), **c.as_dict()}
+                for (s, t), c in self.counts.items()
+            ],
+        }
+
+
+@contextmanager
+def sync_lock(home: Path) -> Iterator[None]:
+    """One sync per edge at a time; the lock dies with the process."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / "sync.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict("another sync is running on this edge", code="sync_running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_sync(
+    *,
+    home: Path,
+    state_db_url: str,
+    analysis_db_url: str,
+    mapping_file: Path,
+    deid_policy: DeidPolicy | None = None,
+    batch_size: int = 5000,
+    full: bool = False,
+    progress: ProgressHook | None = None,
+    vocab: Vocabulary | None = None,
+    stop_after_batches: int | None = None,
+) -> SyncReport:
+    """Run the pipeline once. `stop_after_batches` exists for tests of interruption."""
+    started = time.perf_counter()
+    mapping = load_mapping(mapping_file)
+    with sync_lock(home):
+        upgrade_state_db(state_db_url)
+        upgrade(analysis_db_url)
+        state, analysis = make_engine(state_db_url), make_engine(analysis_db_url)
+        try:
+            vocab = vocab or load_default()
+            _ensure_concepts(analysis, vocab)
+            secret = SiteSecret.load_or_create(SiteSecret.path_in(home))
+            deid = Deidentifier(Pseudonymizer(secret), deid_policy or DeidPolicy())
+            run_id = _start_run(state, mapping)
+            ctx = RunContext(
+                state=state,
+                analysis=analysis,
+                deid=deid,
+                vocab=vocab,
+                run_id=run_id,
+                icd10_ranges=tuple(mapping.icd10_ranges),
+                concepts={
+                    (c.vocabulary_id, c.concept_code): c.concept_id for c in vocab.concepts()
+                },
+                batch_size=batch_size,
+                progress=progress,
+            )
+            runner = _Runner(ctx, mapping, full=full, stop_after_batches=stop_after_batches)
+            try:
+                runner.run()
+                status = "finished"
+            except BaseException:
+                _finish_run(state, run_id, "failed", None)
+                raise
+            finally:
+                runner.close()
+            report = SyncReport(
+                run_id,
+                status,
+                ctx.counts,
+                runner.targets,
+                persons=runner.persons,
+                conflicts=sum(ctx.conflicts.values()),
+                seconds=time.perf_counter() - started,
+                ranks={
+                    f"{s}/{t}": r for (s, t), r in sorted(ctx.ranks.items(), key=lambda i: i[1])
+                },
+            )
+            _finish_run(state, run_id, status, report.summary())
+            return report
+        finally:
+            state.dispose()
+            analysis.dispose()
+
+
+class _Interrupted(Exception):
+    """Raised by the test hook `stop_after_batches`."""
+
+
+def _ensure_concepts(analysis: sa.Engine, vocab: Vocabulary) -> None:
+    with analysis.connect() as conn:
+        present = conn.execute(
+            sa.select(sa.func.count()).select_from(Concept.__table__)
+        ).scalar_one()
+    if not present:
+        from sqlalchemy.orm import Session
+
+        with Session(analysis) as session, session.begin():
+            load_concepts_into_db(session, vocab)
+
+
+def _start_run(state: sa.Engine, mapping: SiteMapping) -> int:
+    with state.begin() as conn:
+        conn.execute(
+            sa.update(runs_t).where(runs_t.c.status == "running").values(status="interrupted")
+        )
+        stmt = (
+            sa.insert(runs_t)
+            .values(
+                started_at=utcnow(), status="running", mapping_fingerprint=mapping.fingerprint()
+            )
+            .returning(runs_t.c.run_id)
+        )
+        return int(conn.execute(stmt).scalar_one())
+
+
+def _finish_run(state: sa.Engine, run_id: int, status: str, summary: dict[str, Any] | None) -> None:
+    with state.begin() as conn:
+        conn.execute(
+            sa.update(runs_t)
+            .where(runs_t.c.run_id == run_id)
+            .values(status=status, finished_at=utcnow(), summary=summary)
+        )
+
+
+class _Runner:
+    def __init__(
+        self, ctx: RunContext, mapping: SiteMapping, *, full: bool, stop_after_batches: int | None
+    ) -> None:
+        self.ctx = ctx
+        self.mapping = mapping
+        self.full = full
+        self.connectors: dict[str, Connector] = {}
+        self.targets: dict[tuple[str, str], str] = {}
+        self.persons = 0
+        self.batches_left = stop_after_batches
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            connector.close()
+
+    def connector(self, name: str) -> Connector:
+        if name not in self.connectors:
+            spec = self.mapping.sources[name]
+            self.connectors[name] = open_connector(name, spec.options(), self.mapping.base_dir)
+        return self.connectors[name]
+
+    def tables(self, *targets: str) -> list[TableMapping]:
+        return [tm for tm in self.mapping.tables if tm.target in targets]
+
+    def run(self) -> None:
+        ctx = self.ctx
+        if self.full:
+            with ctx.state.begin() as conn:
+                conn.execute(sa.delete(watermarks_t))
+        for tm in self.mapping.tables:
+            self.targets[(tm.source, tm.table)] = tm.target
+        ctx.events_started = self._any_watermark(self.tables(*EVENT_TARGETS))
+        self._rank_sources()
+        for target in INDEX_TARGETS:
+            for tm in self.tables(target):
+                self._process(tm)
+        with ctx.state.connect() as conn:
+            count_index_rows(ctx, conn)
+        self.persons += build_dirty_persons(ctx)
+        self._backfill()
+        for tm in self.tables(*EVENT_TARGETS):
+            self._process(tm)
+
+    def _any_watermark(self, tables: list[TableMapping]) -> bool:
+        with self.ctx.state.connect() as conn:
+            for tm in tables:
+                if self._watermark(conn, tm) is not None:
+                    return True
+        return False
+
+    def _watermark(self, conn: sa.Connection, tm: TableMapping) -> str | None:
+        return conn.execute(
+            sa.select(watermarks_t.c.watermark).where(
+                watermarks_t.c.source == tm.source, watermarks_t.c.source_table == tm.table
+            )
+        ).scalar_one_or_none()
+
+    def _rank_sources(self) -> None:
+        """Mergeable sources ranked by missing rate on a sample (lowest first)."""
+        rates: list[tuple[float, int, str, str]] = []
+        for order, tm in enumerate(self.tables("lab")):
+            try:
+                connector = self.connector(tm.source)
+                mapper = RowMapper(tm, connector.columns(tm.table), self.ctx.vocab)
+                sample = connector.sample(tm.table, RANK_SAMPLE)
+            except OncoFedError:
+                continue  # reported when the table is processed
+            missing = 0.0
+            for row in sample:
+                out = mapper.map(row)
+                if isinstance(out, MappedRecord):
+                    missing += sum(out.fields.get(f) is None for f in _LAB_COMPLETENESS) / len(
+                        _LAB_COMPLETENESS
+                    )
+                else:
+                    missing += 1.0
+            rates.append((missing / max(len(sample), 1), order, tm.source, tm.table))
+        for rank, (_, _, source, table) in enumerate(sorted(rates)):
+            self.ctx.ranks[(source, table)] = rank
+
+    def _process(self, tm: TableMapping, batches: Iterator[SourceBatch] | None = None) -> None:
+        """Read one mapped table (after its watermark, or the given batches) and load it."""
+        ctx = self.ctx
+        counts = ctx.table_counts(tm.source, tm.table)
+        try:
+            connector = self.connector(tm.source)
+            mapper = RowMapper(tm, connector.columns(tm.table), ctx.vocab)
+            if batches is None:
+                with ctx.state.connect() as conn:
+                    start = self._watermark(conn, tm)
+                batches = connector.read(
+                    tm.table, key=tm.key, watermark=start, batch_size=ctx.batch_size
+                )
+            for batch in batches:
+                self._batch(tm, mapper, batch, counts)
+        except SourceMissing as exc:
+            counts.error = exc.message
+        except OncoFedError as exc:
+            if exc.code in ("unknown_target",):
+                raise
+            counts.error = exc.message
+
+    def _batch(
+        self, tm: TableMapping, mapper: RowMapper, batch: SourceBatch, counts: TableCounts
+    ) -> None:
+        ctx = self.ctx
+        counts.read += len(batch.rows) + len(batch.rejects)
+        rejections = [
+            Rejection(tm.source, tm.table, r.key, r.code, r.reason, None, {"raw": r.raw[:2000]})
+            for r in batch.rejects
+        ]
+        records: list[MappedRecord] = []
+        for row in batch.rows:
+            out = mapper.map(row)
+            if isinstance(out, MappedRecord):
+                records.append(out)
+            else:
+                rejections.append(out)
+        conflicts: list[dict[str, Any]] = []
+        if tm.target in INDEXERS:
+            with ctx.state.begin() as conn:
+                rejections += INDEXERS[tm.target](ctx, conn, records)
+                self._commit(conn, tm, batch, rejections, conflicts)
+        else:
+            more, conflicts = load_events(ctx, tm.target, records)
+            rejections += more
+            with ctx.state.begin() as conn:
+                self._commit(conn, tm, batch, rejections, conflicts)
+        counts.quarantined += len(rejections)
+        if ctx.progress is not None:
+            ctx.progress(f"{tm.source}/{tm.table}", len(batch.rows) + len(batch.rejects))
+        if self.batches_left is not None:
+            self.batches_left -= 1
+            if self.batches_left <= 0:
+                raise _Interrupted("stopped by stop_after_batches")
+
+    def _commit(
+        self,
+        conn: sa.Connection,
+        tm: TableMapping,
+        batch: SourceBatch,
+        rejections: list[Rejection],
+        conflicts: list[dict[str, Any]],
+    ) -> None:
+        self.ctx.quarantine(conn, rejections)
+        if conflicts:
+            unique = {
+                (c["cdm_table"], c["row_id"], c["field"], c["other_source"]): c for c in conflicts
+            }
+            upsert(
+                conn,
+                conflicts_t,
+                list(unique.values()),
+                ["cdm_table", "row_id", "field", "other_source"],
+            )
+            for c in unique.values():
+                self.ctx.conflicts[c["cdm_table"]] += 1
+        if batch.watermark is not None:
+            upsert(
+                conn,
+                watermarks_t,
+                [
+                    {
+                        "source": tm.source,
+                        "source_table": tm.table,
+                        "watermark": batch.watermark,
+                        "updated_at": utcnow(),
+                    }
+                ],
+            )
+
+    def _backfill(self) -> None:
+        """Older event rows of persons who became cancer patients after those rows were read."""
+        ctx = self.ctx
+        with ctx.state.connect() as conn:
+            keys = [
+                k
+                for (k,) in conn.execute(
+                    sa.select(persons_t.c.person_key).where(persons_t.c.needs_backfill)
+                )
+            ]
+            if not keys:
+                return
+            pids = [row.patient_id for row in select_in(conn, patients_t, "person_key", keys)]
+            admissions = [
+                row.admission_id for row in select_in(conn, admissions_t, "patient_id", pids)
+            ]
+        for tm in self.tables(*EVENT_TARGETS):
+            with ctx.state.connect() as conn:
+                if self._watermark(conn, tm) is None:
+                    continue  # read in full below anyway
+            try:
+                connector = self.connector(tm.source)
+                mapper = RowMapper(tm, connector.columns(tm.table), ctx.vocab)
+            except OncoFedError as exc:
+                ctx.table_counts(tm.source, tm.table).error = exc.message
+                continue
+            column, values = (
+                (mapper.resolved.get("patient_id"), pids)
+                if mapper.resolved.get("patient_id")
+                else (mapper.resolved.get("admission_id"), admissions)
+            )
+            if column is None:
+                continue
+            self._process(
+                tm, connector.read_where(tm.table, column, values, batch_size=ctx.batch_size)
+            )
+        with ctx.state.begin() as conn:
+            for part in chunks(keys):
+                conn.execute(
+                    sa.update(persons_t)
+                    .where(persons_t.c.person_key.in_(part))
+                    .values(needs_backfill=False)
+                )
