@@ -352,7 +352,7 @@ def sync_command(
     ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=100, max=200_000, help="Rows per batch.")
-    ] = 5000,
+    ] = 20000,
     full: Annotated[
         bool, typer.Option("--full", help="Forget the watermarks and read every source again.")
     ] = False,

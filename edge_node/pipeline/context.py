@@ -23,6 +23,7 @@ MALE, FEMALE = 8507, 8532
 OPERATORS = {"<": 4171756, ">": 4172704, "=": 4172703, "<=": 4171754, ">=": 4171755}
 UTF8_ENCODING = 32678
 
+ID_CACHE_SIZE = 200_000
 COUNT_FIELDS = ("read", "skipped", "loaded", "merged", "quarantined")
 
 
@@ -71,6 +72,7 @@ class RunContext:
     events_started: bool = False  # some event table had been read by an earlier run
     batch_size: int = 5000
     progress: ProgressHook | None = None
+    _ids: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def table_counts(self, source: str, table: str) -> TableCounts:
         return self.counts.setdefault((source, table), TableCounts())
@@ -82,10 +84,19 @@ class RunContext:
         return self.deid.pseudonymizer.surrogate_id("row", f"{source}/{table}/{key}")
 
     def person_id(self, person_key: str) -> int:
-        return self.deid.pseudonymizer.surrogate_id("person", person_key)
+        return self._cached("person", person_key)
 
     def visit_id(self, admission_id: str) -> int:
-        return self.deid.pseudonymizer.surrogate_id("admission", admission_id)
+        return self._cached("admission", admission_id)
+
+    def _cached(self, kind: str, value: str) -> int:
+        # Rows of one patient and stay come together: a small cache saves most HMACs.
+        found = self._ids.get((kind, value))
+        if found is None:
+            if len(self._ids) >= ID_CACHE_SIZE:
+                self._ids.clear()
+            found = self._ids[(kind, value)] = self.deid.pseudonymizer.surrogate_id(kind, value)
+        return found
 
     def visit_pseudonym(self, admission_id: str) -> str:
         return self.deid.pseudonymizer.pseudonym("admission", admission_id)

@@ -55,8 +55,30 @@ def select_in(
 ) -> list[sa.Row[Any]]:
     """Rows whose `column` is in `values`, in chunks that every dialect accepts."""
     wanted = sorted(set(values))
+    if not wanted:
+        return []
+    col = table.c[column]
+    if conn.dialect.name == "postgresql":
+        # One array parameter: no per-value placeholders to render and parse.
+        array = sa.bindparam("values", wanted, type_=postgresql.ARRAY(col.type))
+        return list(conn.execute(sa.select(table).where(col == sa.any_(array), *extra)).all())
     out: list[sa.Row[Any]] = []
     for part in chunks(wanted):
-        stmt = sa.select(table).where(table.c[column].in_(part), *extra)
+        stmt = sa.select(table).where(col.in_(part), *extra)
         out.extend(conn.execute(stmt).all())
     return out
+
+
+def where_in(
+    conn: sa.Connection, column: sa.ColumnElement[Any], values: Sequence[Any]
+) -> Iterable[Any]:
+    """Conditions `column IN values`, one per chunk SQLite can take (one on PostgreSQL)."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        yield column == sa.any_(
+            sa.bindparam("values", list(values), type_=postgresql.ARRAY(column.type))
+        )
+        return
+    for part in chunks(values):
+        yield column.in_(part)

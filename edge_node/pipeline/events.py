@@ -306,9 +306,13 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
             for c in _contributions(ctx, existing.get(mid), provenance.get(mid, {}))
             if (c.origin.system, c.origin.table, c.origin.row) not in new_rows
         ]
-        fact: MergedFact = merge(
-            [*old, *new], LAB_MERGE_FIELDS, rel_tol=LAB_TOLERANCE, ignore_conflicts=LAB_QUIET
-        )
+        if not old and len(new) == 1:  # the common case: a fact seen once, nothing to merge
+            only = new[0]
+            fact = MergedFact(only.values, only.origin, {})
+        else:
+            fact = merge(
+                [*old, *new], LAB_MERGE_FIELDS, rel_tol=LAB_TOLERANCE, ignore_conflicts=LAB_QUIET
+            )
         first = items[0]
         f = first.record.fields
         rows.append(
@@ -347,7 +351,8 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
             else:
                 counts.merged += 1
     writer.upsert("measurement", rows)
-    writer.delete_provenance("measurement", list(groups))
+    if existing:  # facts seen before may carry provenance that this merge replaces
+        writer.delete_provenance("measurement", list(existing))
     writer.upsert("value_provenance", filled)
     return conflicts
 

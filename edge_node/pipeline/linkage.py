@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edge_node.pipeline.context import RunContext
-from edge_node.pipeline.dbutil import chunks, select_in, upsert
+from edge_node.pipeline.dbutil import select_in, upsert, where_in
 from edge_node.pipeline.records import MappedRecord, Rejection
 from edge_node.pipeline.state import (
     AdmissionLink,
@@ -67,10 +67,8 @@ def mark_dirty(conn: sa.Connection, person_keys: Iterable[str]) -> None:
         ],
         update=False,
     )
-    for part in chunks(keys):
-        conn.execute(
-            sa.update(persons_t).where(persons_t.c.person_key.in_(part)).values(dirty=True)
-        )
+    for cond in where_in(conn, persons_t.c.person_key, keys):
+        conn.execute(sa.update(persons_t).where(cond).values(dirty=True))
 
 
 def person_keys_of(conn: sa.Connection, patient_ids: Iterable[str]) -> dict[str, str]:
@@ -83,13 +81,24 @@ def index_patients(
 ) -> list[Rejection]:
     """Upsert patient master rows; a later row for the same ID in a batch wins."""
     latest: dict[str, MappedRecord] = {}
+    rejected: list[Rejection] = []
     for r in records:
         pid = r.fields["patient_id"]
+        if r.fields.get("birth_date") is None:
+            rejected.append(
+                _reject(
+                    r,
+                    "missing_required",
+                    "no birth date: the CDM needs a year of birth",
+                    "birth_date",
+                )
+            )
+            continue
         if pid in latest:
             ctx.table_counts(r.source, r.table).merged += 1  # a repeated row of the same ID
         latest[pid] = r
     if not latest:
-        return []
+        return rejected
     before = person_keys_of(conn, latest)
     rows = []
     for pid, r in latest.items():
@@ -110,7 +119,7 @@ def index_patients(
         )
     upsert(conn, patients_t, rows, ["patient_id"])
     mark_dirty(conn, [str(row["person_key"]) for row in rows] + list(before.values()))
-    return []
+    return rejected
 
 
 def index_admissions(
@@ -264,17 +273,13 @@ def refresh_cancer(ctx: RunContext, conn: sa.Connection, person_keys: set[str]) 
         .where(patients_t.c.person_key == persons_t.c.person_key, diagnoses_t.c.is_cancer)
         .exists()
     )
-    for part in chunks(sorted(person_keys)):
-        conn.execute(
-            sa.update(persons_t)
-            .where(persons_t.c.person_key.in_(part))
-            .values(is_cancer=has_cancer)
-        )
+    for cond in where_in(conn, persons_t.c.person_key, sorted(person_keys)):
+        conn.execute(sa.update(persons_t).where(cond).values(is_cancer=has_cancer))
         if ctx.events_started:
             conn.execute(
                 sa.update(persons_t)
                 .where(
-                    persons_t.c.person_key.in_(part),
+                    cond,
                     persons_t.c.is_cancer,
                     sa.not_(persons_t.c.in_cdm),
                 )
@@ -294,6 +299,7 @@ def index_follow_up(
         if row.is_cancer
     }
     touched: set[str] = set()
+    updates: list[dict[str, Any]] = []
     for r in records:
         f = r.fields
         link = links.get(f["patient_id"])
@@ -312,21 +318,32 @@ def index_follow_up(
         if death is not None and link.birth_date is not None and death < link.birth_date:
             rejected.append(_reject(r, "dates_out_of_order", "death before birth", "death_date"))
             continue
-        conn.execute(
-            sa.update(patients_t)
-            .where(patients_t.c.patient_id == f["patient_id"])
-            .values(
-                last_contact_date=last,
-                vital_status=f.get("vital_status"),
-                death_date=death,
-                follow_up_row=ctx.row_pseudonym(r.source, r.table, r.key),
-            )
+        updates.append(
+            {
+                "pid": f["patient_id"],
+                "last_contact_date": last,
+                "vital_status": f.get("vital_status"),
+                "death_date": death,
+                "follow_up_row": ctx.row_pseudonym(r.source, r.table, r.key),
+            }
         )
         touched.add(link.person_key)
         if link.person_key in cancer:
             counts.loaded += 1
         else:
             counts.skipped += 1
+    if updates:
+        conn.execute(
+            sa.update(patients_t)
+            .where(patients_t.c.patient_id == sa.bindparam("pid"))
+            .values(
+                {
+                    name: sa.bindparam(name)
+                    for name in ("last_contact_date", "vital_status", "death_date", "follow_up_row")
+                }
+            ),
+            updates,
+        )
     mark_dirty(conn, touched)
     return rejected
 

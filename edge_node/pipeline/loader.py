@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edge_node.pipeline.dbutil import chunks, upsert
+from edge_node.pipeline.dbutil import chunks, upsert, where_in
 from shared_cdm.models import Base
 
 COPY_THRESHOLD = 200
@@ -49,9 +49,39 @@ class CdmWriter:
             return
         table = cdm_table(name)
         if self.postgres and len(rows) >= COPY_THRESHOLD:
+            key = next(iter(table.primary_key.columns))
+            if len(table.primary_key.columns) == 1:
+                present = set(self.existing_keys(name, [row[key.name] for row in rows]))
+                fresh = [row for row in rows if row[key.name] not in present]
+                # New keys go straight in by COPY; only known keys need an upsert.
+                self._copy_into(table.name, fresh)
+                rows = [row for row in rows if row[key.name] in present]
+                if len(rows) < COPY_THRESHOLD:
+                    upsert(self.conn, table, rows)
+                    return
             self._copy_upsert(table, rows)
         else:
             upsert(self.conn, table, rows)
+
+    def existing_keys(self, name: str, ids: Iterable[Any]) -> list[Any]:
+        table = cdm_table(name)
+        key = next(iter(table.primary_key.columns))
+        out: list[Any] = []
+        for cond in where_in(self.conn, key, sorted(set(ids))):
+            out += [k for (k,) in self.conn.execute(sa.select(key).where(cond))]
+        return out
+
+    def _copy_into(self, target: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0].keys())
+        dbapi: Any = self.conn.connection.driver_connection
+        with (
+            dbapi.cursor() as cursor,
+            cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
 
     def _copy_upsert(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         stage = f"_oncofed_stage_{table.name}"
@@ -63,12 +93,11 @@ class CdmWriter:
         columns = list(rows[0].keys())
         names = ", ".join(columns)
         keys = [c.name for c in table.primary_key.columns]
-        dbapi = self.conn.connection.driver_connection
-        with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        dbapi: Any = self.conn.connection.driver_connection
+        with dbapi.cursor() as cursor:
             cursor.execute(f"TRUNCATE {stage}")
-            with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([row[c] for c in columns])
+        self._copy_into(stage, rows)
+        with dbapi.cursor() as cursor:
             updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
             action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
             # DISTINCT ON keeps one row per key: ON CONFLICT cannot touch a row twice.
@@ -82,15 +111,15 @@ class CdmWriter:
         table = cdm_table(name)
         key = next(iter(table.primary_key.columns))
         out: dict[int, sa.Row[Any]] = {}
-        for part in chunks(sorted(set(ids))):
-            for row in self.conn.execute(sa.select(table).where(key.in_(part))):
+        for cond in where_in(self.conn, key, sorted(set(ids))):
+            for row in self.conn.execute(sa.select(table).where(cond)):
                 out[row._mapping[key.name]] = row
         return out
 
     def delete_in(self, name: str, column: str, values: Iterable[Any]) -> None:
         table = cdm_table(name)
-        for part in chunks(sorted(set(values))):
-            self.conn.execute(sa.delete(table).where(table.c[column].in_(part)))
+        for cond in where_in(self.conn, table.c[column], sorted(set(values))):
+            self.conn.execute(sa.delete(table).where(cond))
 
     def replace_for_persons(
         self, name: str, person_ids: Sequence[int], rows: Sequence[Mapping[str, Any]]
@@ -100,8 +129,8 @@ class CdmWriter:
         key = next(iter(table.primary_key.columns))
         keep = {row[key.name] for row in rows}
         stale: list[Any] = []
-        for part in chunks(sorted(set(person_ids))):
-            stmt = sa.select(key).where(table.c.person_id.in_(part))
+        for cond in where_in(self.conn, table.c.person_id, sorted(set(person_ids))):
+            stmt = sa.select(key).where(cond)
             stale += [k for (k,) in self.conn.execute(stmt) if k not in keep]
         if stale and name == "visit_occurrence":
             self._unlink_visits(stale)
@@ -128,8 +157,8 @@ class CdmWriter:
 
     def delete_provenance(self, name: str, row_ids: Sequence[int]) -> None:
         vp = cdm_table("value_provenance")
-        for part in chunks(sorted(row_ids)):
-            self.conn.execute(sa.delete(vp).where(vp.c.table_name == name, vp.c.row_id.in_(part)))
+        for cond in where_in(self.conn, vp.c.row_id, sorted(set(row_ids))):
+            self.conn.execute(sa.delete(vp).where(vp.c.table_name == name, cond))
 
     def delete_persons(self, person_ids: Sequence[int]) -> None:
         """Every row of these persons, in every table (they left the extraction)."""

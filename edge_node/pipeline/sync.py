@@ -104,7 +104,7 @@ def run_sync(
     analysis_db_url: str,
     mapping_file: Path,
     deid_policy: DeidPolicy | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 20000,
     full: bool = False,
     progress: ProgressHook | None = None,
     vocab: Vocabulary | None = None,
