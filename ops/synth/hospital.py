@@ -1,26 +1,38 @@
-"""Write one synthetic hospital: `emr.db`, `lis/`, `pacs/` and `truth/`.
+"""Write one synthetic hospital: `emr.db`, `lis/`, `pacs/`, `lab_sheets/` and `truth/`.
 
 Patients are simulated and written in batches, so memory depends on the batch
 size and not on the number of patients. Each patient draws from its own random
 generator, seeded by (seed, variant, patient index), so the same seed and
-variant always give byte-identical files.
+variant always give byte-identical files; the identifiers planted in free text
+draw from a second one per patient (`ops.synth.phi`), so they change no
+clinical content.
+
+truth/: patients.jsonl (clinical truth), labs.csv, problems.jsonl (injected
+data problems), phi.jsonl (one line per identifier planted in a free-text
+field, with its offsets), identities.jsonl (every patient's structured
+identifiers), staff.jsonl (the clinicians who sign), lab_sheets.jsonl and
+generation.json.
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
 from ops.synth.cohort import SURVIVAL_MODEL, simulate_patient
+from ops.synth.mappings import mapping_text
+from ops.synth.phi import PHI_TYPES, Staff, name_forms
 from ops.synth.records import PROBLEM_RATES, IdCounter, PatientRecords, RecordBuilder, Row
 from ops.synth.sheets import SHEETS_PER_HOSPITAL, LabSheet, sheet_for, write_sheets
 from ops.synth.variants import EMR_TABLES, HospitalVariant
@@ -80,7 +92,7 @@ class _EmrWriter:
             marks = ", ".join("?" for _ in fields)
             self.db.executemany(
                 f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
-                [tuple(r.get(f) for f in fields) for r in batch],
+                map(itemgetter(*fields), batch),  # every row has every field
             )
         self.db.commit()
 
@@ -95,6 +107,11 @@ def _csv(stack: ExitStack, path: Path, encoding: str, header: tuple[str, ...]) -
     return writer
 
 
+def _jsonl(stack: ExitStack, path: Path) -> IO[str]:
+    handle: IO[str] = stack.enter_context(path.open("w", encoding="utf-8", newline="\n"))
+    return handle
+
+
 def _analyte_names(vocab: Vocabulary) -> dict[str, tuple[str, str]]:
     names: dict[str, tuple[str, str]] = {}
     for analyte in vocab.analytes:
@@ -107,6 +124,20 @@ def _prepare(out: Path) -> None:
         raise Conflict(f"{out} is not empty; give a new or empty folder", code="out_not_empty")
     for sub in ("lis", "pacs", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def _no_cycle_collector() -> Iterator[None]:
+    """Generation makes no reference cycles, so reference counting frees all
+    it makes; the cycle collector would only walk each batch's millions of
+    live objects again and again (a fifth of the run time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def write_hospital(
@@ -126,20 +157,22 @@ def write_hospital(
     _prepare(out)
     vocab = vocab or load_default()
     names = _analyte_names(vocab)
-    builder = RecordBuilder(variant, IdCounter(), names)
-    names_en = {code: pair[1] for code, pair in names.items()}
+    builder = RecordBuilder(variant, IdCounter(), names, seed=seed)
     sheets: list[LabSheet] = []
     summary = HospitalSummary(variant.code, patients)
     emr = _EmrWriter(out / "emr.db", variant)
     with ExitStack() as stack:
         stack.callback(emr.close)
+        stack.enter_context(_no_cycle_collector())
         lis = _csv(
             stack, out / "lis" / "lab_results.csv", variant.lis_encoding, variant.lis_columns
         )
         pacs = _csv(stack, out / "pacs" / "studies.csv", "utf-8", variant.pacs_columns)
         truth_labs = _csv(stack, out / "truth" / "labs.csv", "utf-8", TRUTH_LAB_COLUMNS)
-        truth = stack.enter_context((out / "truth" / "patients.jsonl").open("w", newline="\n"))
-        problems = stack.enter_context((out / "truth" / "problems.jsonl").open("w", newline="\n"))
+        truth = _jsonl(stack, out / "truth" / "patients.jsonl")
+        problems = _jsonl(stack, out / "truth" / "problems.jsonl")
+        phi_spans = _jsonl(stack, out / "truth" / "phi.jsonl")
+        identities = _jsonl(stack, out / "truth" / "identities.jsonl")
         for start in range(0, patients, batch_size):
             batch: list[PatientRecords] = []
             for index in range(start, min(start + batch_size, patients)):
@@ -147,21 +180,33 @@ def write_hospital(
                 batch.append(builder.build(rng, simulate_patient(rng, index, vocab)))
             emr.write(_merge_emr(batch))
             for rec in batch:
-                lis.writerows([[r[f] for f in _LIS_ORDER] for r in rec.lis])
-                pacs.writerows([[r[f] for f in _PACS_ORDER] for r in rec.pacs])
-                truth_labs.writerows([[r[f] for f in TRUTH_LAB_COLUMNS] for r in rec.truth_labs])
+                lis.writerows(map(_LIS_ROW, rec.lis))
+                pacs.writerows(map(_PACS_ROW, rec.pacs))
+                truth_labs.writerows(map(_TRUTH_LAB_ROW, rec.truth_labs))
                 truth.write(json.dumps(rec.truth, ensure_ascii=False) + "\n")
                 problems.writelines(
                     json.dumps(pr, ensure_ascii=False) + "\n" for pr in rec.problems
                 )
+                phi_spans.writelines(rec.phi)
+                identities.write(json.dumps(rec.identity, ensure_ascii=False) + "\n")
                 _count(summary, rec)
                 if len(sheets) < SHEETS_PER_HOSPITAL and rec.truth["site"] == "lung":
-                    sheet = sheet_for(rec, names_en, len(sheets) + 1)
+                    sheet = sheet_for(
+                        rec,
+                        names,
+                        len(sheets) + 1,
+                        variant=variant,
+                        staff=builder.staff,
+                        seed=seed,
+                    )
                     sheets += [sheet] if sheet else []
             if on_batch is not None:
                 on_batch(len(batch))
     write_sheets(out, sheets, variant.code, seed)
+    _write_staff(out, builder.staff)
     _write_model(out, seed, variant, patients)
+    # the site mapping an operator of this hospital would write (docs/edge-pipeline.md)
+    (out / "mapping.yaml").write_text(mapping_text(variant.code), encoding="utf-8")
     summary.files = {
         str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()
     }
@@ -192,6 +237,11 @@ _PACS_ORDER = (
 )
 
 
+_LIS_ROW = itemgetter(*_LIS_ORDER)
+_PACS_ROW = itemgetter(*_PACS_ORDER)
+_TRUTH_LAB_ROW = itemgetter(*TRUTH_LAB_COLUMNS)
+
+
 def _merge_emr(batch: list[PatientRecords]) -> dict[str, list[Row]]:
     merged: dict[str, list[Row]] = {}
     for rec in batch:
@@ -207,6 +257,19 @@ def _count(summary: HospitalSummary, rec: PatientRecords) -> None:
     summary.lis_rows += len(rec.lis)
     summary.pacs_rows += len(rec.pacs)
     summary.problems.update(pr["kind"] for pr in rec.problems)
+
+
+def _write_staff(out: Path, staff: Staff) -> None:
+    """The hospital's clinicians: every name a document may sign with."""
+    lines = [
+        json.dumps(
+            {"name": c.name.full, "title": c.title, "name_forms": name_forms(c.name)},
+            ensure_ascii=False,
+        )
+        + "\n"
+        for c in staff.everyone()
+    ]
+    (out / "truth" / "staff.jsonl").write_text("".join(lines), encoding="utf-8")
 
 
 def _write_model(out: Path, seed: int, variant: HospitalVariant, patients: int) -> None:
@@ -236,6 +299,18 @@ def _write_model(out: Path, seed: int, variant: HospitalVariant, patients: int) 
         "sex_codes": list(variant.sex_codes),
         "icd_style": variant.icd_style,
         "language": variant.language,
+        "phi": {
+            "file": "truth/phi.jsonl",
+            "fields": {
+                "emr.discharge_summary": "text",
+                "emr.pathology_report": "text",
+                "pacs.studies": "findings, conclusion",
+            },
+            "offsets": "Python string (Unicode code point) indices into the field, end exclusive",
+            "types": list(PHI_TYPES),
+            "identities": "truth/identities.jsonl",
+            "staff": "truth/staff.jsonl",
+        },
     }
     text = json.dumps(model, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
     (out / "truth" / "generation.json").write_text(text, encoding="utf-8")

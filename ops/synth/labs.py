@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
 
 from ops.synth.cohort import Patient
 
@@ -59,11 +61,11 @@ _RAISED = {
     "8041/3": {"NSE", "ProGRP"},
     "8012/3": {"CYFRA21-1"},
 }
+_NONE: frozenset[str] = frozenset()
 _VENDOR_CODES = {"A": "TM", "B": "L", "C": "0"}
 
 
-@dataclass(frozen=True)
-class LabResult:
+class LabResult(NamedTuple):  # a tuple: made ~200 times per patient
     code: str
     standard_value: float
     vendor_value: float
@@ -80,6 +82,7 @@ def fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
+@cache
 def item_code(variant_code: str, code: str) -> str:
     number = list(LAB_SPECS).index(code) + 1
     return f"{_VENDOR_CODES[variant_code]}{number:03d}"
@@ -98,21 +101,41 @@ def _decimals(spec: LabSpec, unit: str) -> int:
     )
 
 
-def draw(rng: random.Random, p: Patient, code: str, unit: str) -> LabResult:
+@cache
+def _written(code: str, unit: str) -> tuple[int, str, float]:
+    """(decimals, reference range, factor from the standard unit) of this unit's analyser."""
     spec = LAB_SPECS[code]
-    raised = p.has_cancer and (
-        code in _RAISED.get(p.morphology or "", set())
-        if p.site == "lung"
-        else code in ROUTINE or (code == "CEA" and p.site in ("colorectal", "stomach"))
+    decimals = _decimals(spec, unit)
+    low, high = (to_vendor(code, v, unit) for v in spec.reference)
+    return (
+        decimals,
+        f"{fmt(low, decimals)}-{fmt(high, decimals)}",
+        UNIT_FACTORS.get((code, unit), 1.0),
     )
+
+
+def raised_codes(p: Patient) -> frozenset[str]:
+    """The analytes this patient's cancer raises."""
+    if not p.has_cancer:
+        return _NONE
+    if p.site == "lung":
+        return frozenset(_RAISED.get(p.morphology or "", _NONE))
+    return frozenset((*ROUTINE, "CEA") if p.site in ("colorectal", "stomach") else ROUTINE)
+
+
+def draw(rng: random.Random, p: Patient, code: str, unit: str) -> LabResult:
+    return draw_for(rng, code, unit, code in raised_codes(p))
+
+
+def draw_for(rng: random.Random, code: str, unit: str, raised: bool) -> LabResult:
+    """One result of `code`, raised by the patient's cancer or not."""
+    spec = LAB_SPECS[code]
     mean, sd = spec.raised if raised else spec.normal
     standard = max(spec.normal[0] * 0.05, rng.gauss(mean, sd))
     standard = round(standard, spec.decimals)
-    vendor_value = to_vendor(code, standard, unit)
-    decimals = _decimals(spec, unit)
-    low, high = (to_vendor(code, v, unit) for v in spec.reference)
-    reference = f"{fmt(low, decimals)}-{fmt(high, decimals)}"
-    text = fmt(vendor_value, decimals)
-    if spec.detection_limit is not None and standard < spec.detection_limit:
-        text = f"<{spec.detection_limit}"
+    decimals, reference, factor = _written(code, unit)
+    vendor_value = standard * factor
+    limit = spec.detection_limit
+    below = limit is not None and standard < limit
+    text = f"<{limit}" if below else f"{vendor_value:.{decimals}f}"
     return LabResult(code, standard, vendor_value, unit, text, reference)

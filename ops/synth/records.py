@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ops.synth import labs, people, texts
+from ops.synth import labs, people, phi, texts
 from ops.synth.cohort import Patient
 from ops.synth.regimens import OPERATIONS, REGIMENS
 from ops.synth.variants import HospitalVariant
@@ -26,6 +26,8 @@ PROBLEM_RATES = {
     "same_value_two_units": 0.03,
     "duplicate_across_systems": 0.10,
 }
+_MISSING = PROBLEM_RATES["missing_value"]
+_IMPOSSIBLE = PROBLEM_RATES["impossible_value"]
 # the other unit a second analyser of the same hospital writes
 _SECOND_UNIT = {
     ("HGB", "g/L"): "g/dL",
@@ -52,6 +54,11 @@ class PatientRecords:
     truth_labs: list[Row] = field(default_factory=list)
     problems: list[Row] = field(default_factory=list)
     truth: Row = field(default_factory=dict)
+    phi: list[str] = field(default_factory=list)  # truth/phi.jsonl lines
+    identity: Row = field(default_factory=dict)  # its truth/identities.jsonl object
+    name: str = ""  # as the patient master index writes it
+    attending: str = ""  # the attending physician's name
+    visits: dict[str, texts.Visit] = field(default_factory=dict)  # by admission id
 
     def add(self, table: str, row: Row) -> None:
         self.emr.setdefault(table, []).append(row)
@@ -75,11 +82,19 @@ class RecordBuilder:
     """Turns a `Patient` into rows for one hospital variant."""
 
     def __init__(
-        self, variant: HospitalVariant, ids: IdCounter, names: dict[str, tuple[str, str]]
+        self,
+        variant: HospitalVariant,
+        ids: IdCounter,
+        names: dict[str, tuple[str, str]],
+        *,
+        seed: int = 0,
     ) -> None:
         self.v = variant
         self.ids = ids
         self.names = names
+        self.seed = seed
+        self._items: dict[str, tuple[str, str]] = {}  # analyte -> (item code, name)
+        self.staff = phi.Staff.for_hospital(seed, variant.code, variant.language)
 
     def _problem(self, out: PatientRecords, kind: str, pid: str, **where: Any) -> None:
         out.problems.append({"kind": kind, "patient_id": pid, **where})
@@ -88,15 +103,33 @@ class RecordBuilder:
         v, out = self.v, PatientRecords()
         pid = patient_id(v, p.index)
         fmt = v.format_date
-        name = people.person_name(rng, v.language)
+        # The first name generator's draws stay in the clinical stream, so that
+        # a seed's clinical content is what it was before identities were richer.
+        people.person_name(rng, v.language)
+        phone = people.phone(rng)
+        street = people.address(rng, p.area, v.language)
+        irng = phi.identity_rng(self.seed, v.code, p.index)
+        who = phi.make_identity(
+            irng,
+            patient_id=pid,
+            index=p.index,
+            variant=v.code,
+            language=v.language,
+            male=p.male,
+            birth=p.birth_date,
+            resident_id=p.resident_id,
+            phone=phone,
+            street_address=street,
+            staff=self.staff,
+        )
         master: Row = {
             "patient_id": pid,
-            "name": name,
+            "name": who.name.full,
             "sex": v.sex(p.male),
             "birth_date": fmt(p.birth_date),
             "resident_id": p.resident_id,
-            "phone": people.phone(rng),
-            "address": people.address(rng, p.area, v.language),
+            "phone": phone,
+            "address": who.address,
         }
         out.add("patient", master)
         duplicates = []
@@ -112,7 +145,9 @@ class RecordBuilder:
                 table="patient",
                 record_ids=[pid, dup_id],
             )
-        admission_ids = [self._admission(rng, p, pid, stay, out) for stay in p.admissions]
+        admission_ids = [
+            self._admission(rng, p, pid, stay, out, (irng, who)) for stay in p.admissions
+        ]
         last = p.last_contact
         out.add(
             "follow_up",
@@ -124,12 +159,23 @@ class RecordBuilder:
             },
         )
         out.truth = _truth_row(p, pid, admission_ids, duplicates)
+        who.admission_ids = admission_ids
+        out.name = who.name.full
+        out.attending = who.attending.name.full
+        out.identity = who.truth(duplicates)
         return out
 
     def _admission(
-        self, rng: random.Random, p: Patient, pid: str, stay: Any, out: PatientRecords
+        self,
+        rng: random.Random,
+        p: Patient,
+        pid: str,
+        stay: Any,
+        out: PatientRecords,
+        identity: tuple[random.Random, phi.Identity],
     ) -> str:
         v, fmt = self.v, self.v.format_date
+        irng, who = identity
         adm_id = f"{v.code}{self.ids.next('admission'):09d}"
         discharge = stay.discharge
         if rng.random() < PROBLEM_RATES["dates_out_of_order"]:
@@ -198,28 +244,86 @@ class RecordBuilder:
                             "end_date": fmt(stay.admit + timedelta(days=1)),
                         },
                     )
+        visit = texts.Visit(
+            v.hospital_name,
+            v.code,
+            v.language,
+            adm_id,
+            dept,
+            irng.randint(1, 60),
+            stay.admit,
+            stay.discharge,
+        )
+        out.visits[adm_id] = visit
+        document_id = self.ids.next("document")
+        body = texts.discharge_summary(rng, p, stay, v.language)
+        age = (stay.admit - p.birth_date).days // 365
+        doc = texts.discharge_document(irng, who, visit, body, age)
+        text = doc.text()
         out.add(
-            "discharge_summary",
-            {
-                "document_id": self.ids.next("document"),
-                "admission_id": adm_id,
-                "text": texts.discharge_summary(rng, p, stay, v.language),
-            },
+            "discharge_summary", {"document_id": document_id, "admission_id": adm_id, "text": text}
+        )
+        out.phi += phi.truth_lines(
+            text,
+            doc.spans,
+            system="emr",
+            table="discharge_summary",
+            record_id=str(document_id),
+            field_name="text",
+            patient_id=pid,
         )
         if p.has_cancer and stay.number == 1:
-            out.add(
-                "pathology_report",
-                {
-                    "report_id": self.ids.next("pathology"),
-                    "admission_id": adm_id,
-                    "patient_id": pid,
-                    "report_date": fmt(stay.admit + timedelta(days=5)),
-                    "text": texts.pathology_report(rng, p, v.language),
-                },
-            )
+            self._pathology(rng, p, pid, visit, out, (irng, who))
         self._labs(rng, p, pid, adm_id, stay, out)
-        self._imaging(rng, p, pid, stay, out)
+        self._imaging(rng, p, pid, stay, out, (irng, who, visit))
         return adm_id
+
+    def _pathology(
+        self,
+        rng: random.Random,
+        p: Patient,
+        pid: str,
+        visit: texts.Visit,
+        out: PatientRecords,
+        identity: tuple[random.Random, phi.Identity],
+    ) -> None:
+        irng, who = identity
+        report_id = self.ids.next("pathology")
+        reported = visit.admit + timedelta(days=5)
+        body = texts.pathology_report(rng, p, self.v.language)
+        number = texts.pathology_number(self.v.code, reported.year, report_id)
+        pathologists = irng.sample(self.staff.pathologists, 2)
+        doc = texts.pathology_document(
+            irng,
+            who,
+            visit,
+            body,
+            number=number,
+            received=visit.admit + timedelta(days=irng.randint(2, 4)),
+            reported=reported,
+            pathologists=(pathologists[0], pathologists[1]),
+        )
+        text = doc.text()
+        out.add(
+            "pathology_report",
+            {
+                "report_id": report_id,
+                "admission_id": visit.admission_id,
+                "patient_id": pid,
+                "report_date": self.v.format_date(reported),
+                "text": text,
+            },
+        )
+        who.pathology_nos.append(number)
+        out.phi += phi.truth_lines(
+            text,
+            doc.spans,
+            system="emr",
+            table="pathology_report",
+            record_id=str(report_id),
+            field_name="text",
+            patient_id=pid,
+        )
 
     def _labs(
         self, rng: random.Random, p: Patient, pid: str, adm_id: str, stay: Any, out: PatientRecords
@@ -230,13 +334,14 @@ class RecordBuilder:
         elif p.has_cancer:
             codes.append("CEA")
         day = self.v.format_date(stay.admit + timedelta(days=1))
+        units, raised, chance = self.v.units, labs.raised_codes(p), rng.random
         for code in codes:
-            result = labs.draw(rng, p, code, self.v.units[code])
+            result = labs.draw_for(rng, code, units[code], code in raised)
             row = self._lis_row(pid, adm_id, code, result.text, result.unit, result.reference, day)
             problem = None
-            if rng.random() < PROBLEM_RATES["missing_value"]:
+            if chance() < _MISSING:
                 row["result"], problem = None, "missing_value"
-            elif rng.random() < PROBLEM_RATES["impossible_value"]:
+            elif chance() < _IMPOSSIBLE:
                 row["result"], problem = ("9999" if code != "CEA" else "-5.00"), "impossible_value"
             if problem:
                 self._problem(
@@ -311,12 +416,18 @@ class RecordBuilder:
         reference: str,
         day: str | None,
     ) -> Row:
+        item = self._items.get(code)
+        if item is None:
+            item = self._items[code] = (
+                labs.item_code(self.v.code, code),
+                labs.item_name(code, self.v.language, self.names),
+            )
         return {
             "lab_id": f"S{self.v.code}{self.ids.next('lab'):010d}",
             "patient_id": pid,
             "admission_id": adm_id,
-            "item_code": labs.item_code(self.v.code, code),
-            "item_name": labs.item_name(code, self.v.language, self.names),
+            "item_code": item[0],
+            "item_name": item[1],
             "result": text,
             "unit": unit,
             "reference_range": reference,
@@ -324,8 +435,15 @@ class RecordBuilder:
         }
 
     def _imaging(
-        self, rng: random.Random, p: Patient, pid: str, stay: Any, out: PatientRecords
+        self,
+        rng: random.Random,
+        p: Patient,
+        pid: str,
+        stay: Any,
+        out: PatientRecords,
+        identity: tuple[random.Random, phi.Identity, texts.Visit],
     ) -> None:
+        irng, who, visit = identity
         chest = p.site == "lung" or (
             p.non_cancer_dx is not None and p.non_cancer_dx[0] in ("R91", "J18.9", "J44.9")
         )
@@ -337,18 +455,43 @@ class RecordBuilder:
         for modality in modalities:
             findings, conclusion = texts.imaging_report(rng, p, modality, self.v.language)
             number = self.ids.next("study")
-            out.pacs.append(
-                {
-                    "study_id": f"1.2.840.{self.v.code.encode()[0]}.{number}",
-                    "patient_id": pid,
-                    "accession_no": f"{self.v.code}X{number:09d}",
-                    "modality": modality,
-                    "body_part": "胸部" if self.v.language == "zh" else "CHEST",
-                    "study_date": self.v.format_date(stay.admit + timedelta(days=1)),
-                    "findings": findings,
-                    "conclusion": conclusion,
-                }
+            study_id = f"1.2.840.{self.v.code.encode()[0]}.{number}"
+            accession = f"{self.v.code}X{number:09d}"
+            day = stay.admit + timedelta(days=1)
+            radiologists = irng.sample(self.staff.radiologists, 2)
+            head, tail = texts.imaging_documents(
+                irng,
+                who,
+                visit,
+                findings,
+                conclusion,
+                modality=modality,
+                accession=accession,
+                study_date=day,
+                radiologists=(radiologists[0], radiologists[1]),
             )
+            texts_of = {"findings": head.text(), "conclusion": tail.text()}
+            row = {
+                "study_id": study_id,
+                "patient_id": pid,
+                "accession_no": accession,
+                "modality": modality,
+                "body_part": "胸部" if self.v.language == "zh" else "CHEST",
+                "study_date": self.v.format_date(day),
+                **texts_of,
+            }
+            out.pacs.append(row)
+            who.accession_nos.append(accession)
+            for name, doc in (("findings", head), ("conclusion", tail)):
+                out.phi += phi.truth_lines(
+                    texts_of[name],
+                    doc.spans,
+                    system="pacs",
+                    table="studies",
+                    record_id=study_id,
+                    field_name=name,
+                    patient_id=pid,
+                )
 
 
 def _vital(v: HospitalVariant, dead: bool) -> str:

@@ -1,21 +1,34 @@
 """Scanned lab sheets: a few PNG images of tumour-marker reports per hospital.
 
-OpenCV's Hershey fonts draw ASCII only, so sheets are in English for every
-variant (Chinese sheets need a TrueType renderer; not done yet), and units are
-drawn in ASCII (`umol/L`, `x10^9/L`). The truth keeps what each sheet shows.
+The Chinese hospitals (A, C) print Chinese sheets: `XX医院检验报告单`, the
+patient line (姓名/性别/年龄/住院号/科室), a table of 项目名称/结果/单位/参考范围/提示
+with ↑/↓ flags (columns in each hospital's own order) and the 检验者/审核者/报告时间
+footer, drawn with a CJK TrueType font (`cjk_font`) by Pillow. The English
+hospital (B) prints English sheets with OpenCV's Hershey font, which draws ASCII
+only, so its units are drawn in ASCII (`umol/L`, `x10^9/L`). Every sheet then
+gets light scanner noise and a small tilt. The truth keeps what each sheet shows.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from ops.synth.labs import TUMOUR_MARKERS
+from ops.synth.phi import Staff
 from ops.synth.records import PatientRecords
+from ops.synth.variants import HospitalVariant
+from shared_cdm.errors import Unavailable
 
 SHEETS_PER_HOSPITAL = 5
 HOSPITAL_NAMES_EN = {
@@ -23,6 +36,45 @@ HOSPITAL_NAMES_EN = {
     "B": "Harbourview International Hospital",
     "C": "Xishan County Central Hospital",
 }
+SHEET_SIZE = {"en": (620, 900), "zh": (720, 1000)}  # (height, width) in pixels
+# The font package the project pins (SIL Open Font License): Noto Sans SC and
+# Noto Serif SC. Debian's and others' CJK fonts are used when it is missing.
+FONT_PACKAGE = "pylopdf_fonts_zh_cn"
+_PACKAGE_FONTS = {"sans": "NotoSansSC-Regular.otf", "serif": "NotoSerifSC-Regular.otf"}
+_SYSTEM_FONTS = (  # (path, face index in a collection)
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
+)
+# Each Chinese hospital's sheet: its font and its columns, in order, with titles
+# and x positions.
+_ZH_LAYOUT = {
+    "A": (
+        "sans",
+        (
+            ("no", "序号", 40),
+            ("item", "项目名称", 110),
+            ("result", "结果", 420),
+            ("flag", "提示", 540),
+            ("unit", "单位", 620),
+            ("reference", "参考范围", 790),
+        ),
+    ),
+    "C": (
+        "serif",
+        (
+            ("item", "项目名称", 40),
+            ("code", "代号", 330),
+            ("result", "结果", 430),
+            ("unit", "单位", 560),
+            ("reference", "参考范围", 710),
+            ("flag", "提示", 900),
+        ),
+    ),
+}
+_EN_COLUMNS = ("item", "result", "unit", "reference")
 _ASCII = str.maketrans({"μ": "u", "×": "x", "年": "-", "月": "-", "日": ""})
 
 
@@ -32,6 +84,21 @@ class SheetLine:
     result: str
     unit: str
     reference: str
+    flag: str = ""  # "↑", "↓" or ""
+    code: str = ""  # the LIS item code
+    no: str = ""  # the row number
+
+    def shown(self, columns: tuple[str, ...]) -> dict[str, str]:
+        cells = {
+            "no": self.no,
+            "item": self.item,
+            "code": self.code,
+            "result": self.result,
+            "flag": self.flag,
+            "unit": self.unit,
+            "reference": self.reference,
+        }
+        return {c: cells[c] for c in columns}
 
 
 @dataclass(frozen=True)
@@ -41,9 +108,34 @@ class LabSheet:
     admission_id: str
     report_date: str
     lines: tuple[SheetLine, ...]
+    language: str = "en"
+    hospital: str = ""
+    patient: dict[str, str] = field(default_factory=dict)  # the patient line, as printed
+    details: dict[str, str] = field(default_factory=dict)  # sample, requester, times
+    footer: dict[str, str] = field(default_factory=dict)  # tester, reviewer, report time
 
 
-def sheet_for(rec: PatientRecords, names_en: dict[str, str], number: int) -> LabSheet | None:
+def flag(result: str, reference: str) -> str:
+    """`↑` above the reference range, `↓` below it; nothing for `<0.5` or no range."""
+    low_high = reference.split("-")
+    if len(low_high) != 2 or result.startswith("<"):
+        return ""
+    try:
+        value, low, high = float(result), float(low_high[0]), float(low_high[1])
+    except ValueError:
+        return ""
+    return "↑" if value > high else "↓" if value < low else ""
+
+
+def sheet_for(
+    rec: PatientRecords,
+    names: dict[str, tuple[str, str]],
+    number: int,
+    *,
+    variant: HospitalVariant,
+    staff: Staff,
+    seed: int,
+) -> LabSheet | None:
     """The tumour markers of the patient's first admission, if it had any with results."""
     markers = {
         r["lab_id"]: r["analyte"]
@@ -55,27 +147,102 @@ def sheet_for(rec: PatientRecords, names_en: dict[str, str], number: int) -> Lab
         return None
     first = rows[0]["admission_id"]
     rows = [r for r in rows if r["admission_id"] == first]
+    sheet_id = f"sheet_{number:03d}"
+    if variant.language != "zh":
+        lines = tuple(
+            SheetLine(
+                names[markers[r["lab_id"]]][1],
+                str(r["result"]),
+                str(r["unit"]).translate(_ASCII),
+                str(r["reference_range"]),
+            )
+            for r in rows
+        )
+        day = str(rows[0]["report_date"]).translate(_ASCII)
+        return LabSheet(sheet_id, rows[0]["patient_id"], first, day, lines)
     lines = tuple(
         SheetLine(
-            names_en[markers[r["lab_id"]]],
+            names[markers[r["lab_id"]]][0],
             str(r["result"]),
-            str(r["unit"]).translate(_ASCII),
+            str(r["unit"]),
             str(r["reference_range"]),
+            flag(str(r["result"]), str(r["reference_range"])),
+            str(r["item_code"]),
+            str(i),
         )
-        for r in rows
+        for i, r in enumerate(rows, start=1)
     )
+    rng = random.Random(f"oncofed-synth/{seed}/{variant.code}/{sheet_id}")
+    visit = rec.visits[first]
+    age = (visit.admit - date.fromisoformat(rec.truth["birth_date"])).days // 365
+    day = str(rows[0]["report_date"])
+    tester, reviewer = rng.sample(staff.technologists, 2)
+    patient = {
+        "name": rec.name,
+        "sex": "男" if rec.truth["male"] else "女",
+        "age": f"{age}岁",
+        "admission_id": first,
+        "department": visit.department,
+        "bed": str(visit.bed),
+    }
+    details = {
+        "sample_id": str(rows[0]["lab_id"]),
+        "sample_type": "血清",
+        "requested_by": rec.attending,
+        "sampled_at": f"{day} {rng.randint(6, 8):02d}:{rng.randrange(60):02d}",
+    }
+    footer = {
+        "tester": tester.name.full,
+        "reviewer": reviewer.name.full,
+        "report_time": f"{day} {rng.randint(13, 17):02d}:{rng.randrange(60):02d}",
+    }
     return LabSheet(
-        f"sheet_{number:03d}",
+        sheet_id,
         rows[0]["patient_id"],
         first,
-        str(rows[0]["report_date"]).translate(_ASCII),
+        day,
         lines,
+        "zh",
+        variant.hospital_name,
+        patient,
+        details,
+        footer,
     )
+
+
+@cache
+def cjk_font(style: str = "sans") -> tuple[str, int]:
+    """(path, face index) of a CJK font, from the pinned font package or the system."""
+    if find_spec(FONT_PACKAGE) is not None:
+        packaged = resources.files(FONT_PACKAGE) / _PACKAGE_FONTS[style]
+        if packaged.is_file():
+            return str(packaged), 0
+    for path, index in _SYSTEM_FONTS:
+        if Path(path).is_file():
+            return path, index
+    raise Unavailable(
+        "Chinese lab sheets need a CJK font: install the Python package "
+        "pylopdf-fonts-zh-cn (pinned in pyproject.toml) or a system CJK font "
+        "such as Debian's fonts-noto-cjk",
+        code="cjk_font_missing",
+    )
+
+
+@cache
+def _font(style: str, size: int) -> ImageFont.FreeTypeFont:
+    path, index = cjk_font(style)
+    return ImageFont.truetype(path, size, index=index)
 
 
 def render(sheet: LabSheet, hospital_code: str, seed: int) -> np.ndarray:
-    """A grey A5-ish page with light scanner noise and a small tilt."""
-    page = np.full((620, 900), 250, dtype=np.uint8)
+    if sheet.language == "zh":
+        return _scanned(render_zh(sheet, hospital_code), sheet, hospital_code, seed)
+    return _scanned(render_en(sheet, hospital_code), sheet, hospital_code, seed)
+
+
+def render_en(sheet: LabSheet, hospital_code: str) -> np.ndarray:
+    """A grey A5-ish page in OpenCV's Hershey font."""
+    page = np.full(SHEET_SIZE["en"], 250, dtype=np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(page, HOSPITAL_NAMES_EN[hospital_code], (40, 60), font, 0.9, 20, 2)
     cv2.putText(page, "Tumour marker report", (40, 100), font, 0.7, 20, 1)
@@ -99,12 +266,107 @@ def render(sheet: LabSheet, hospital_code: str, seed: int) -> np.ndarray:
         cells = (line.item, line.result, line.unit, line.reference)
         for x, cell in zip(columns, cells, strict=True):
             cv2.putText(page, cell, (x, y), font, 0.55, 20, 1)
+    return page
+
+
+def zh_columns(hospital_code: str) -> tuple[str, ...]:
+    return tuple(key for key, _, _ in _ZH_LAYOUT[hospital_code][1])
+
+
+def render_zh(sheet: LabSheet, hospital_code: str) -> np.ndarray:
+    """A Chinese 检验报告单 drawn with a CJK TrueType font."""
+    height, width = SHEET_SIZE["zh"]
+    style, columns = _ZH_LAYOUT[hospital_code]
+    image = Image.new("L", (width, height), 250)
+    draw = ImageDraw.Draw(image)
+    title = f"{sheet.hospital}检验报告单"
+    big = _font(style, 34)
+    text_width = draw.textlength(title, font=big)
+    draw.text(
+        ((width - text_width) / 2, 28), title, font=big, fill=20, stroke_width=1, stroke_fill=20
+    )
+    small, body = _font(style, 17), _font(style, 20)
+    colon = "：" if hospital_code == "A" else ":"
+    p, d, f = sheet.patient, sheet.details, sheet.footer
+    draw.text(
+        (40, 92),
+        f"标本号{colon}{d['sample_id']}    标本类型{colon}{d['sample_type']}    "
+        f"检验项目{colon}肿瘤标志物",
+        font=small,
+        fill=30,
+    )
+    draw.text(
+        (40, 124),
+        f"姓名{colon}{p['name']}   性别{colon}{p['sex']}   年龄{colon}{p['age']}   "
+        f"住院号{colon}{p['admission_id']}   科室{colon}{p['department']}   "
+        f"床号{colon}{p['bed']}",
+        font=body,
+        fill=20,
+    )
+    draw.text(
+        (40, 158),
+        f"送检医师{colon}{d['requested_by']}    采样时间{colon}{d['sampled_at']}",
+        font=body,
+        fill=20,
+    )
+    draw.line((40, 196, width - 40, 196), fill=40, width=2)
+    for _, heading, x in columns:
+        draw.text((x, 206), heading, font=body, fill=20, stroke_width=1, stroke_fill=20)
+    draw.line((40, 240, width - 40, 240), fill=60, width=1)
+    y = 252
+    for line in sheet.lines:
+        cells = line.shown(tuple(key for key, _, _ in columns))
+        for key, _, x in columns:
+            draw.text((x, y), cells[key], font=body, fill=20)
+        y += 40
+    draw.line((40, y + 4, width - 40, y + 4), fill=60, width=1)
+    draw.line((40, height - 124, width - 40, height - 124), fill=40, width=2)
+    draw.text(
+        (40, height - 110),
+        f"检验者{colon}{f['tester']}    审核者{colon}{f['reviewer']}    "
+        f"报告时间{colon}{f['report_time']}",
+        font=body,
+        fill=20,
+    )
+    draw.text(
+        (40, height - 70),
+        "注：本报告仅对所检标本负责。↑ 偏高  ↓ 偏低",
+        font=small,
+        fill=40,
+    )
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def _scanned(page: np.ndarray, sheet: LabSheet, hospital_code: str, seed: int) -> np.ndarray:
+    """Light scanner noise and a small tilt."""
+    height, width = page.shape
     rng = np.random.default_rng([seed, ord(hospital_code), int(sheet.sheet_id[-3:])])
     noisy = page.astype(np.int16) + rng.normal(0, 6, page.shape).astype(np.int16)
     page = np.clip(noisy, 0, 255).astype(np.uint8)
     angle = float(rng.uniform(-1.5, 1.5))
-    turn = cv2.getRotationMatrix2D((450, 310), angle, 1.0)
-    return cv2.warpAffine(page, turn, (900, 620), borderValue=250)
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    return cv2.warpAffine(page, turn, (width, height), borderValue=250)
+
+
+def _truth(sheet: LabSheet, hospital_code: str) -> dict[str, object]:
+    columns = _EN_COLUMNS if sheet.language == "en" else zh_columns(hospital_code)
+    row: dict[str, object] = {
+        "image": f"lab_sheets/{sheet.sheet_id}.png",
+        "language": sheet.language,
+        "patient_id": sheet.patient_id,
+        "admission_id": sheet.admission_id,
+        "report_date": sheet.report_date,
+        "columns": list(columns),
+        "lines": [line.shown(columns) for line in sheet.lines],
+    }
+    if sheet.language == "zh":
+        row["font"] = Path(cjk_font(_ZH_LAYOUT[hospital_code][0])[0]).name
+        row["title"] = f"{sheet.hospital}检验报告单"
+        row["column_titles"] = [heading for _, heading, _ in _ZH_LAYOUT[hospital_code][1]]
+        row["patient"] = sheet.patient
+        row["details"] = sheet.details
+        row["footer"] = sheet.footer
+    return row
 
 
 def write_sheets(out: Path, sheets: list[LabSheet], hospital_code: str, seed: int) -> None:
@@ -117,14 +379,6 @@ def write_sheets(out: Path, sheets: list[LabSheet], hospital_code: str, seed: in
         if not ok:
             raise RuntimeError(f"OpenCV could not encode {sheet.sheet_id} as PNG")
         (folder / f"{sheet.sheet_id}.png").write_bytes(encoded.tobytes())
-        truth.append(
-            {
-                "image": f"lab_sheets/{sheet.sheet_id}.png",
-                "patient_id": sheet.patient_id,
-                "admission_id": sheet.admission_id,
-                "report_date": sheet.report_date,
-                "lines": [vars(line) for line in sheet.lines],
-            }
-        )
+        truth.append(_truth(sheet, hospital_code))
     text = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in truth)
     (out / "truth" / "lab_sheets.jsonl").write_text(text, encoding="utf-8")

@@ -4,7 +4,10 @@ CT and PET-CT reports, in Chinese or English."""
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from datetime import date
 
+from ops.synth import phi
 from ops.synth.cohort import Admission, Patient
 from ops.synth.regimens import OPERATIONS, REGIMENS
 
@@ -161,3 +164,317 @@ def imaging_report(rng: random.Random, p: Patient, modality: str, language: str)
         else f"small {side} {lobe[2]} nodule, likely benign; follow-up advised"
     )
     return findings + ".", conclusion.capitalize() + "."
+
+
+# ---------------------------------------------------------------------------
+# Documents: the clinical text above, inside the header, the family and the
+# signature lines the hospital's system and its clinicians add. The clinical
+# text is kept verbatim and whole; every identifier is a span of the `Doc`.
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What a document's header says about the stay it belongs to."""
+
+    hospital: str
+    variant: str  # "A", "B" or "C"
+    language: str
+    admission_id: str
+    department: str
+    bed: int
+    admit: date
+    discharge: date
+
+
+_RELATION_ZH = {"son": ("儿子", "儿子", "长子"), "daughter": ("女儿", "女儿", "长女")}
+_DISCHARGE_ADVICE_ZH = (
+    "出院医嘱：注意休息，定期复查，不适随诊。",
+    "出院医嘱：按时服药，2周后门诊复查血常规及肝肾功能。",
+    "出院医嘱：避免劳累，预防感冒，如有发热、咯血及时就诊。",
+)
+_DISCHARGE_ADVICE_EN = (
+    "Follow-up in the oncology clinic in two weeks.",
+    "Advised to return if fever, haemoptysis or breathlessness.",
+    "Repeat full blood count in one week.",
+)
+
+
+def _zh_marks(variant: str) -> tuple[str, str]:
+    """(colon, field separator): the tertiary hospital's system writes `：` and
+    two spaces, the county hospital's older one `:` and one space."""
+    return ("：", "  ") if variant == "A" else (":", " ")
+
+
+def _relation_zh(rng: random.Random, relation: str, patient_male: bool) -> str:
+    if relation == "spouse":
+        return rng.choice(("妻子", "爱人", "配偶") if patient_male else ("丈夫", "爱人", "配偶"))
+    return rng.choice(_RELATION_ZH[relation])
+
+
+def _relation_en(relation: str, patient_male: bool) -> str:
+    if relation == "spouse":
+        return "wife" if patient_male else "husband"
+    return relation
+
+
+def _age(doc: phi.Doc, label: str, age: int) -> None:
+    """`年龄：65`; an age over 89 identifies, and is marked."""
+    if age > 89:
+        doc.field(label, phi.AGE_OVER_89, "age", str(age))
+    else:
+        doc.add(f"{label}{age}")
+
+
+def _clinician_zh(doc: phi.Doc, label: str, colon: str, person: phi.Clinician) -> None:
+    doc.field(f"{label}{colon}", phi.NAME, "clinician", person.name.full)
+
+
+def _dr(doc: phi.Doc, rng: random.Random, person: phi.Clinician) -> None:
+    """`Dr Robert Chen`, `Dr. Chen` or `R. Chen, MD`."""
+    roll = rng.random()
+    if roll < 0.5:
+        doc.field("Dr ", phi.NAME, "clinician", person.name.full)
+    elif roll < 0.8 and person.name.style != "malay":
+        doc.field("Dr. ", phi.NAME, "clinician", person.name.family)
+    else:
+        doc.phi(phi.NAME, "clinician", person.name.initial_form).add(", MD")
+
+
+def _body(doc: phi.Doc, body: str, age: int, age_text: str) -> None:
+    start = doc.size
+    doc.add(body)
+    at = body.find(age_text) if age > 89 else -1
+    if at >= 0:
+        doc.mark(phi.AGE_OVER_89, "age", start + at, start + at + len(str(age)))
+
+
+def discharge_document(
+    rng: random.Random, who: phi.Identity, visit: Visit, body: str, age: int
+) -> phi.Doc:
+    """`body` is `discharge_summary(...)`, written whole inside the document."""
+    if visit.language == "en":
+        return _discharge_en(rng, who, visit, body, age)
+    c, sep = _zh_marks(visit.variant)
+    style = phi.date_style(rng, visit.variant)
+    title = "出院记录" if visit.variant == "A" else "出院小结"
+    doc = phi.Doc().field(f"{visit.hospital}{title}\n姓名{c}", phi.NAME, "patient", who.name.full)
+    _age(doc, f"{sep}性别{c}{'男' if who.male else '女'}{sep}年龄{c}", age)
+    if visit.variant == "A":
+        label = f"岁{sep}科室{c}{visit.department}{sep}床号{c}{visit.bed}{sep}住院号{c}"
+        doc.field(label, phi.RECORD_NUMBER, "admission_id", visit.admission_id)
+    else:
+        label = f"岁{sep}科别{c}{visit.department}{sep}住院号{c}"
+        doc.field(label, phi.RECORD_NUMBER, "admission_id", visit.admission_id)
+        doc.add(f"{sep}床号{c}{visit.bed}")
+    doc.field(f"\n入院日期{c}", phi.DATE, "admission", phi.format_date(visit.admit, style))
+    doc.field(f"{sep}出院日期{c}", phi.DATE, "discharge", phi.format_date(visit.discharge, style))
+    if rng.random() < 0.5:
+        doc.field(f"{sep}病案号{c}", phi.RECORD_NUMBER, "patient_id", who.patient_id)
+    doc.add("\n")
+    if rng.random() < 0.3:
+        doc.field(f"出生日期{c}", phi.DATE, "birth", phi.format_date(who.birth, style))
+        doc.field(f"{sep}身份证号{c}", phi.ID_NUMBER, "resident_id", who.resident_id)
+        doc.add("\n")
+    if rng.random() < 0.3:
+        doc.field(f"联系电话{c}", phi.PHONE, "patient", phi.format_phone(rng, who.phone, "zh"))
+        address = who.address if rng.random() < 0.6 else who.address_short
+        doc.field(f"{sep}现住址{c}", phi.ADDRESS, "patient", address).add("\n")
+    _body(doc, body, age, f"{age}岁")
+    if rng.random() < 0.45:
+        _family_zh(rng, doc, who, c)
+    if rng.random() < 0.3:
+        doc.field("\n经", phi.NAME, "clinician", who.chief.name.full)
+        doc.add(f"{phi.TITLES[who.chief.title][0]}查房，同意今日出院。")
+    advice = rng.choice(_DISCHARGE_ADVICE_ZH)
+    signed = phi.format_date(visit.discharge, style)
+    roll = rng.random()
+    if roll < 0.5:
+        _clinician_zh(doc, f"\n{advice}\n主治医师", c, who.attending)
+        _clinician_zh(doc, sep + "住院医师", c, who.resident)
+        doc.field(f"\n记录日期{c}", phi.DATE, "signature", signed)
+    elif roll < 0.8:
+        _clinician_zh(doc, f"\n{advice}\n上级医师", c, who.chief)
+        _clinician_zh(doc, sep + "经治医师", c, who.resident)
+        doc.field(sep, phi.DATE, "signature", signed)
+    else:
+        _clinician_zh(doc, f"\n{advice}\n医师签名", c, who.attending)
+        doc.field(sep, phi.DATE, "signature", signed)
+    return doc
+
+
+def _family_zh(rng: random.Random, doc: phi.Doc, who: phi.Identity, c: str) -> None:
+    relative = rng.choice(who.relatives)
+    relation = _relation_zh(rng, relative.relation, who.male)
+    phone = phi.format_phone(rng, relative.phone, "zh")
+    roll = rng.random()
+    if roll < 0.45:
+        doc.field(f"\n患者家属（{relation} ", phi.NAME, "relative", relative.name.full)
+        doc.field("，电话 ", phi.PHONE, "relative", phone).add("）已知情并签字。")
+    elif roll < 0.75:
+        doc.field(f"\n联系人{c}", phi.NAME, "relative", relative.name.full)
+        doc.field(f"（{relation}），联系电话{c}", phi.PHONE, "relative", phone)
+    else:
+        doc.field(f"\n由{relation}", phi.NAME, "relative", relative.name.full)
+        doc.field("陪同出院，电话", phi.PHONE, "relative", phone).add("。")
+
+
+def _patient_en(doc: phi.Doc, rng: random.Random, who: phi.Identity, style: str) -> None:
+    """`Patient: John Smith, MRN0000012, DOB 03/04/1951` or a labelled line."""
+    if rng.random() < 0.5:
+        doc.field("Patient: ", phi.NAME, "patient", who.name.full)
+        doc.field(", ", phi.RECORD_NUMBER, "patient_id", who.patient_id)
+        doc.field(", DOB ", phi.DATE, "birth", phi.format_date(who.birth, style))
+    else:
+        doc.field("Name: ", phi.NAME, "patient", who.name.surname_first)
+        doc.field("    MRN: ", phi.RECORD_NUMBER, "patient_id", who.patient_id)
+        doc.field("    DOB: ", phi.DATE, "birth", phi.format_date(who.birth, style))
+
+
+def _discharge_en(
+    rng: random.Random, who: phi.Identity, visit: Visit, body: str, age: int
+) -> phi.Doc:
+    style = phi.date_style(rng, visit.variant)
+    doc = phi.Doc().add(f"{visit.hospital}\nDISCHARGE SUMMARY\n")
+    _patient_en(doc, rng, who, style)
+    _age(doc, f"    Sex: {'M' if who.male else 'F'}    Age: ", age)
+    doc.field("\nEncounter No: ", phi.RECORD_NUMBER, "admission_id", visit.admission_id)
+    label = f"    Ward: {visit.department}, Bed {visit.bed}\nAdmitted: "
+    doc.field(label, phi.DATE, "admission", phi.format_date(visit.admit, style))
+    doc.field("    Discharged: ", phi.DATE, "discharge", phi.format_date(visit.discharge, style))
+    doc.add("\n")
+    if rng.random() < 0.25:
+        address = who.address if rng.random() < 0.6 else who.address_short
+        doc.field("Address: ", phi.ADDRESS, "patient", address)
+        doc.field("    Tel: ", phi.PHONE, "patient", phi.format_phone(rng, who.phone, "en"))
+        doc.field("    National ID: ", phi.ID_NUMBER, "resident_id", who.resident_id).add("\n")
+    _body(doc, body, age, f"{age}-year-old")
+    if rng.random() < 0.45:
+        relative = rng.choice(who.relatives)
+        relation = _relation_en(relative.relation, who.male)
+        phone = phi.format_phone(rng, relative.phone, "en")
+        if rng.random() < 0.5:
+            doc.field(f"\nNext of kin: {relation} ", phi.NAME, "relative", relative.name.full)
+            doc.field(", tel. ", phi.PHONE, "relative", phone).add(".")
+        else:
+            doc.field("\n", phi.NAME, "relative", relative.name.full)
+            label = f" ({relation}) was present and can be reached on "
+            doc.field(label, phi.PHONE, "relative", phone).add(".")
+    if rng.random() < 0.35:
+        label = f"\n{phi.honorific(who.name)} "
+        doc.field(label, phi.NAME, "patient", who.name.address_form)
+        doc.add(" was reviewed by ")
+        _dr(doc, rng, who.chief)
+        doc.add(" and discharged home in a stable condition.")
+    doc.add("\n" + rng.choice(_DISCHARGE_ADVICE_EN) + "\nAttending: ")
+    _dr(doc, rng, who.attending)
+    doc.add(f" ({phi.TITLES[who.attending.title][1]})    Resident: ")
+    _dr(doc, rng, who.resident)
+    signed = phi.format_date(visit.discharge, style)
+    return doc.field("\nElectronically signed ", phi.DATE, "signature", signed)
+
+
+def pathology_number(variant: str, year: int, number: int) -> str:
+    """`P2021-03345` (A), `S21-03345` (B), `B2021 03345` (C)."""
+    if variant == "A":
+        return f"P{year}-{number:05d}"
+    if variant == "B":
+        return f"S{year % 100:02d}-{number:05d}"
+    return f"B{year} {number:05d}"
+
+
+def pathology_document(
+    rng: random.Random,
+    who: phi.Identity,
+    visit: Visit,
+    body: str,
+    *,
+    number: str,
+    received: date,
+    reported: date,
+    pathologists: tuple[phi.Clinician, phi.Clinician],
+) -> phi.Doc:
+    """`body` is `pathology_report(...)`, written whole inside the document."""
+    style = phi.date_style(rng, visit.variant)
+    age = (visit.admit - who.birth).days // 365
+    doc = phi.Doc()
+    if visit.language == "en":
+        label = f"SURGICAL PATHOLOGY REPORT\n{visit.hospital}\nAccession No: "
+        doc.field(label, phi.RECORD_NUMBER, "pathology_no", number).add("\n")
+        _patient_en(doc, rng, who, style)
+        _age(doc, "    Age: ", age)
+        doc.field("\nEncounter: ", phi.RECORD_NUMBER, "admission_id", visit.admission_id)
+        doc.add("    Requesting clinician: ")
+        _dr(doc, rng, who.attending)
+        doc.field("\nReceived: ", phi.DATE, "received", phi.format_date(received, style))
+        doc.add("\n" + body + "\nElectronically signed out by ")
+        _dr(doc, rng, pathologists[0])
+        doc.field(", ", phi.DATE, "report", phi.format_date(reported, style)).add(".")
+        return doc
+    c, sep = _zh_marks(visit.variant)
+    doc.field(
+        f"{visit.hospital}病理诊断报告单\n病理号{c}", phi.RECORD_NUMBER, "pathology_no", number
+    )
+    doc.field(f"{sep}姓名{c}", phi.NAME, "patient", who.name.full)
+    _age(doc, f"{sep}性别{c}{'男' if who.male else '女'}{sep}年龄{c}", age)
+    label = f"岁\n送检科室{c}{visit.department}{sep}床号{c}{visit.bed}{sep}住院号{c}"
+    doc.field(label, phi.RECORD_NUMBER, "admission_id", visit.admission_id)
+    _clinician_zh(doc, "\n送检医师", c, who.attending)
+    doc.field(f"{sep}送检日期{c}", phi.DATE, "received", phi.format_date(received, style))
+    doc.add(f"\n病理诊断{c}{body}\n")
+    _clinician_zh(doc, "诊断医师", c, pathologists[0])
+    _clinician_zh(doc, sep + "复核医师", c, pathologists[1])
+    doc.field(f"{sep}报告日期{c}", phi.DATE, "report", phi.format_date(reported, style))
+    return doc
+
+
+def imaging_documents(
+    rng: random.Random,
+    who: phi.Identity,
+    visit: Visit,
+    findings: str,
+    conclusion: str,
+    *,
+    modality: str,
+    accession: str,
+    study_date: date,
+    radiologists: tuple[phi.Clinician, phi.Clinician],
+) -> tuple[phi.Doc, phi.Doc]:
+    """(findings, conclusion) with the report's header and signature."""
+    style = phi.date_style(rng, visit.variant)
+    age = (study_date - who.birth).days // 365
+    head, tail = phi.Doc(), phi.Doc()
+    when = phi.format_date(study_date, style)
+    if visit.language == "en":
+        if rng.random() < 0.85:
+            head.field("Name: ", phi.NAME, "patient", who.name.full)
+            head.field("  MRN: ", phi.RECORD_NUMBER, "patient_id", who.patient_id)
+            head.field("  Acc#: ", phi.RECORD_NUMBER, "accession_no", accession)
+            head.field("  DOB: ", phi.DATE, "birth", phi.format_date(who.birth, style))
+            head.add("\n")
+        head.add(findings)
+        tail.add(conclusion + "\nReported by ")
+        _dr(tail, rng, radiologists[0])
+        tail.field(", ", phi.DATE, "report", when)
+        tail.add(f" {phi.time_of_day(rng)}. Verified by ")
+        _dr(tail, rng, radiologists[1])
+        tail.add(".")
+        return head, tail
+    c, sep = _zh_marks(visit.variant)
+    if rng.random() < 0.85:
+        head.field(f"检查号{c}", phi.RECORD_NUMBER, "accession_no", accession)
+        head.field(f"{sep}姓名{c}", phi.NAME, "patient", who.name.full)
+        _age(head, f"{sep}性别{c}{'男' if who.male else '女'}{sep}年龄{c}", age)
+        if modality == "PET-CT":
+            head.field(f"岁{sep}门诊号{c}", phi.RECORD_NUMBER, "outpatient_no", who.outpatient_no)
+        else:
+            head.field(f"岁{sep}住院号{c}", phi.RECORD_NUMBER, "admission_id", visit.admission_id)
+        if rng.random() < 0.5:
+            head.field(f"{sep}检查日期{c}", phi.DATE, "exam", when)
+        head.add("\n")
+    head.add(findings)
+    tail.add(conclusion + "\n")
+    _clinician_zh(tail, "报告医师", c, radiologists[0])
+    _clinician_zh(tail, sep + "审核医师", c, radiologists[1])
+    tail.field(f"{sep}报告时间{c}", phi.DATE, "report", when)
+    tail.add(f" {phi.time_of_day(rng)}")
+    return head, tail

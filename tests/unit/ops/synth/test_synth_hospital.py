@@ -82,7 +82,7 @@ def _parse_date(text: str, variant: str) -> date:
     return datetime.strptime(text, style).date()
 
 
-@pytest.mark.parametrize("variant", ["A", "C"])
+@pytest.mark.parametrize("variant", ["A", "B", "C"])
 def test_same_seed_gives_identical_files_and_another_seed_does_not(
     tmp_path: Path, variant: str
 ) -> None:
@@ -91,7 +91,14 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(
     other = _files(_generate(tmp_path / "three", variant, patients=120, seed=6))
     assert first == second
     assert "emr.db" in first
-    for name in ("emr.db", "lis/lab_results.csv", "truth/patients.jsonl"):
+    for name in (
+        "emr.db",
+        "lis/lab_results.csv",
+        "truth/patients.jsonl",
+        "truth/phi.jsonl",
+        "truth/identities.jsonl",
+        "lab_sheets/sheet_001.png",
+    ):
         assert first[name] != other[name]
 
 
@@ -265,12 +272,17 @@ def test_lab_sheet_images_match_their_truth_and_the_lis(hospitals: dict[str, Pat
         lines = (out / "truth" / "lab_sheets.jsonl").read_text("utf-8").splitlines()
         sheets = [json.loads(line) for line in lines]
         assert len(sheets) == 5
-        results = {(r["admission_id"], r["result"]) for r in _lis(out, variant)}
+        results = {(r["admission_id"], r["result"], r["unit"]) for r in _lis(out, variant)}
+        english = variant == "B"
         for sheet in sheets:
             image = cv2.imread(str(out / sheet["image"]), cv2.IMREAD_GRAYSCALE)
-            assert image is not None and image.shape == (620, 900)
+            assert image is not None and image.shape == ((620, 900) if english else (720, 1000))
             assert image.min() < 100  # there is ink on the page
+            assert sheet["language"] == ("en" if english else "zh")
             assert sheet["lines"]
             for line in sheet["lines"]:
-                assert (sheet["admission_id"], line["result"]) in results
-                assert line["unit"].isascii()
+                if english:  # Hershey fonts draw ASCII only
+                    assert line["unit"].isascii()
+                    assert any((sheet["admission_id"], line["result"]) == r[:2] for r in results)
+                else:  # the LIS's own unit, `μg/L`
+                    assert (sheet["admission_id"], line["result"], line["unit"]) in results
