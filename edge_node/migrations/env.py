@@ -4,8 +4,9 @@ Run it through `edge_node.store.database.upgrade_state_db(url)`; the URL and the
 table come from `config.attributes`, so no alembic.ini exists.
 """
 
-import edge_node.ledger.models  # noqa: F401  (registers the ledger tables on Base.metadata)
-import edge_node.pipeline.state  # noqa: F401  (and the pipeline tables)
+# Imported to register the ledger's and the pipeline's tables on Base.metadata.
+import edge_node.ledger.models
+import edge_node.pipeline.state  # noqa: F401
 from edge_node.store.models import Base
 from shared_cdm.db import run_migrations
 
