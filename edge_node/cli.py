@@ -336,10 +336,6 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
-
-
 app.add_typer(pipeline_cli.mapping_app, name="mapping")
 app.add_typer(pipeline_cli.quarantine_app, name="quarantine")
 
@@ -472,3 +468,7 @@ def quarantine_list(
         typer.echo(
             f"{row['source']}\t{row['source_table']}\t{row['row_key']}\t{row['code']}\t{row['reason']}"
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -173,6 +173,9 @@ def run_migrations(target_metadata: sa.MetaData) -> None:
         return
     # NullPool and no FK pragma: SQLite batch rebuilds must not trip foreign keys.
     engine = sa.create_engine(_parse_url(url), poolclass=NullPool)
+    if options["render_as_batch"]:
+        _transactional_sqlite_ddl(engine)
+        options["transactional_ddl"] = True
     try:
         with engine.connect() as connection:
             context.configure(connection=connection, **options)
@@ -180,3 +183,22 @@ def run_migrations(target_metadata: sa.MetaData) -> None:
                 context.run_migrations()
     finally:
         engine.dispose()
+
+
+def _transactional_sqlite_ddl(engine: Engine) -> None:
+    """Let SQLite run a migration's DDL and its version row in one transaction.
+
+    pysqlite commits before every DDL statement by itself, so a process killed in
+    the middle of a migration would leave tables without a version row; with the
+    driver's own transaction handling off and an explicit BEGIN, SQLite's
+    transactional DDL makes the migration all or nothing.
+    """
+
+    def no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    def begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    sa.event.listen(engine, "connect", no_driver_transactions)
+    sa.event.listen(engine, "begin", begin)

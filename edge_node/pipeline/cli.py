@@ -52,35 +52,26 @@ def progress_bars(enabled: bool) -> Iterator[ProgressHook | None]:
 
 def sync_table(report: SyncReport) -> Table:
     table = Table(title=f"sync run {report.run_id}: {report.status} in {report.seconds:.1f} s")
-    for name in (
-        "source",
-        "table",
-        "target",
-        "read",
-        "skipped",
-        "in",
-        "loaded",
-        "merged",
-        "quarantined",
-        "adds up",
-    ):
+    backfill = any(c.backfilled for c in report.counts.values())
+    names = ["source", "table", "target", "read"]
+    names += ["backfilled"] if backfill else []
+    names += ["skipped", "in", "loaded", "merged", "quarantined", "adds up"]
+    for name in names:
         table.add_column(
             name, justify="right" if name not in ("source", "table", "target") else "left"
         )
     for (source, name), c in report.counts.items():
-        ok = c.read == c.skipped + c.entered
-        table.add_row(
-            source,
-            name,
-            report.targets.get((source, name), ""),
-            f"{c.read:,}",
+        cells = [source, name, report.targets.get((source, name), ""), f"{c.read:,}"]
+        cells += [f"{c.backfilled:,}"] if backfill else []
+        cells += [
             f"{c.skipped:,}",
             f"{c.entered:,}",
             f"{c.loaded:,}",
             f"{c.merged:,}",
             f"{c.quarantined:,}",
-            "yes" if ok and not c.error else ("error" if c.error else "NO"),
-        )
+            "yes" if c.balanced and not c.error else ("error" if c.error else "NO"),
+        ]
+        table.add_row(*cells)
     return table
 
 

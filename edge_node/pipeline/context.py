@@ -24,14 +24,18 @@ OPERATORS = {"<": 4171756, ">": 4172704, "=": 4172703, "<=": 4171754, ">=": 4171
 UTF8_ENCODING = 32678
 
 ID_CACHE_SIZE = 200_000
-COUNT_FIELDS = ("read", "skipped", "loaded", "merged", "quarantined")
+COUNT_FIELDS = ("read", "backfilled", "skipped", "loaded", "merged", "quarantined")
 
 
 @dataclass
 class TableCounts:
-    """Per source table: read = skipped + in; in = loaded + merged + quarantined."""
+    """Per source table: read + backfilled = skipped + in; in = loaded + merged + quarantined.
+
+    `backfilled` rows were read again for patients who became cancer patients
+    after those rows had first been read (and skipped)."""
 
     read: int = 0
+    backfilled: int = 0
     skipped: int = 0  # rows of patients outside the extraction (no cancer diagnosis)
     loaded: int = 0
     merged: int = 0
@@ -41,6 +45,10 @@ class TableCounts:
     @property
     def entered(self) -> int:
         return self.loaded + self.merged + self.quarantined
+
+    @property
+    def balanced(self) -> bool:
+        return self.read + self.backfilled == self.skipped + self.entered
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in COUNT_FIELDS}

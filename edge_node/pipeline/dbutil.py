@@ -24,8 +24,10 @@ def upsert(
     keys: Sequence[str] | None = None,
     *,
     update: bool = True,
+    insert_only: Sequence[str] = (),
 ) -> None:
-    """Insert rows; a row whose key exists replaces it (or is ignored with update=False)."""
+    """Insert rows; a row whose key exists replaces it (or is ignored with update=False).
+    Columns in `insert_only` keep their first value."""
     if not rows:
         return
     keys = list(keys or [c.name for c in table.primary_key.columns])
@@ -39,7 +41,7 @@ def upsert(
         raise NotImplementedError(dialect)
     columns = list(rows[0].keys())
     if update:
-        changing = {c: ins.excluded[c] for c in columns if c not in keys}
+        changing = {c: ins.excluded[c] for c in columns if c not in keys and c not in insert_only}
         stmt = (
             ins.on_conflict_do_update(index_elements=keys, set_=changing)
             if changing

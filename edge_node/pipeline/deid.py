@@ -164,11 +164,13 @@ class DeidPolicy(BaseModel):
 class Deidentifier:
     """Applies a `DeidPolicy` with a `Pseudonymizer`: person keys, dates, births."""
 
-    __slots__ = ("policy", "pseudonymizer")
+    __slots__ = ("_shifts", "policy", "pseudonymizer")
+    SHIFT_CACHE = 100_000
 
     def __init__(self, pseudonymizer: Pseudonymizer, policy: DeidPolicy | None = None) -> None:
         self.pseudonymizer = pseudonymizer
         self.policy = policy or DeidPolicy()
+        self._shifts: dict[str, int] = {}
 
     def person_key(self, canonical_patient_key: str) -> str:
         """The patient's pseudonym (person_source_value, and the date shift's key)."""
@@ -178,7 +180,14 @@ class Deidentifier:
         """The person's date offset in days (0 when the policy keeps dates)."""
         if self.policy.dates == "keep":
             return 0
-        return self.pseudonymizer.date_shift_days(person_key, self.policy.max_shift_days)
+        # One person's rows come together: a bounded cache saves most of the HMACs.
+        days = self._shifts.get(person_key)
+        if days is None:
+            if len(self._shifts) >= self.SHIFT_CACHE:
+                self._shifts.clear()
+            days = self.pseudonymizer.date_shift_days(person_key, self.policy.max_shift_days)
+            self._shifts[person_key] = days
+        return days
 
     @overload
     def shift(self, d: DateLike, person_key: str) -> DateLike: ...

@@ -20,7 +20,7 @@ from edge_node.pipeline.context import EHR, LAB, OPERATORS, UTF8_ENCODING, RunCo
 from edge_node.pipeline.dbutil import select_in
 from edge_node.pipeline.linkage import admissions_t, patients_t, persons_t
 from edge_node.pipeline.loader import CdmWriter, cdm_table
-from edge_node.pipeline.merge import WORST_RANK, Contribution, MergedFact, Origin, merge
+from edge_node.pipeline.merge import WORST_RANK, Contribution, Origin, merge
 from edge_node.pipeline.persons import _conflict
 from edge_node.pipeline.records import MappedRecord, Rejection
 
@@ -288,6 +288,12 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
     filled: list[dict[str, Any]] = []
     conflicts: list[dict[str, Any]] = []
     for mid, items in groups.items():
+        if mid not in existing and len(items) == 1:
+            # the common case: a fact seen once, nothing to merge
+            rows.append(_single_lab_row(ctx, mid, items[0]))
+            counts = ctx.table_counts(items[0].record.source, items[0].record.table)
+            counts.loaded += 1
+            continue
         new = [
             Contribution(
                 _lab_values(ctx, i),
@@ -306,13 +312,9 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
             for c in _contributions(ctx, existing.get(mid), provenance.get(mid, {}))
             if (c.origin.system, c.origin.table, c.origin.row) not in new_rows
         ]
-        if not old and len(new) == 1:  # the common case: a fact seen once, nothing to merge
-            only = new[0]
-            fact = MergedFact(only.values, only.origin, {})
-        else:
-            fact = merge(
-                [*old, *new], LAB_MERGE_FIELDS, rel_tol=LAB_TOLERANCE, ignore_conflicts=LAB_QUIET
-            )
+        fact = merge(
+            [*old, *new], LAB_MERGE_FIELDS, rel_tol=LAB_TOLERANCE, ignore_conflicts=LAB_QUIET
+        )
         first = items[0]
         f = first.record.fields
         rows.append(
@@ -350,11 +352,31 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
                 counts.loaded += 1
             else:
                 counts.merged += 1
-    writer.upsert("measurement", rows)
+    writer.upsert("measurement", rows, present=set(existing))
     if existing:  # facts seen before may carry provenance that this merge replaces
         writer.delete_provenance("measurement", list(existing))
     writer.upsert("value_provenance", filled)
     return conflicts
+
+
+def _single_lab_row(ctx: RunContext, mid: int, item: Linked) -> dict[str, Any]:
+    r = item.record
+    f = r.fields
+    return {
+        "measurement_id": mid,
+        "person_id": item.person_id,
+        "measurement_concept_id": ctx.concept("LOINC", f.get("loinc"))
+        or ctx.concept("OncoFed", f.get("analyte")),
+        "measurement_date": _shift(ctx, _day(item.when), item.person_key),
+        "measurement_type_concept_id": LAB,
+        "unit_concept_id": 0,
+        "visit_occurrence_id": item.visit_id,
+        "measurement_source_value": f.get("analyte"),
+        **_lab_values(ctx, item),
+        "src_system": r.source,
+        "src_table": r.table,
+        "src_row": ctx.row_pseudonym(r.source, r.table, r.key),
+    }
 
 
 def _existing_provenance(

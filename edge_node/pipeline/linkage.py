@@ -49,26 +49,9 @@ def _raw(r: MappedRecord) -> dict[str, str | None]:
 
 
 def mark_dirty(conn: sa.Connection, person_keys: Iterable[str]) -> None:
+    """Create the persons if new (not cancer until a diagnosis says so) and mark them dirty."""
     keys = sorted(set(person_keys))
-    if not keys:
-        return
-    upsert(
-        conn,
-        persons_t,
-        [
-            {
-                "person_key": k,
-                "is_cancer": False,
-                "dirty": True,
-                "needs_backfill": False,
-                "in_cdm": False,
-            }
-            for k in keys
-        ],
-        update=False,
-    )
-    for cond in where_in(conn, persons_t.c.person_key, keys):
-        conn.execute(sa.update(persons_t).where(cond).values(dirty=True))
+    upsert(conn, persons_t, [{"person_key": k, "dirty": True} for k in keys])
 
 
 def person_keys_of(conn: sa.Connection, patient_ids: Iterable[str]) -> dict[str, str]:
@@ -115,9 +98,10 @@ def index_patients(
                 "source_table": r.table,
                 "row_key": r.key[:255],
                 "run_id": ctx.run_id,
+                "first_run": ctx.run_id,
             }
         )
-    upsert(conn, patients_t, rows, ["patient_id"])
+    upsert(conn, patients_t, rows, ["patient_id"], insert_only=["first_run"])
     mark_dirty(conn, [str(row["person_key"]) for row in rows] + list(before.values()))
     return rejected
 
@@ -276,12 +260,22 @@ def refresh_cancer(ctx: RunContext, conn: sa.Connection, person_keys: set[str]) 
     for cond in where_in(conn, persons_t.c.person_key, sorted(person_keys)):
         conn.execute(sa.update(persons_t).where(cond).values(is_cancer=has_cancer))
         if ctx.events_started:
+            # Only patients seen by an earlier run can have event rows already read.
+            seen_before = (
+                sa.select(sa.literal(1))
+                .where(
+                    patients_t.c.person_key == persons_t.c.person_key,
+                    patients_t.c.first_run < ctx.run_id,
+                )
+                .exists()
+            )
             conn.execute(
                 sa.update(persons_t)
                 .where(
                     cond,
                     persons_t.c.is_cancer,
                     sa.not_(persons_t.c.in_cdm),
+                    seen_before,
                 )
                 .values(needs_backfill=True)
             )

@@ -44,14 +44,19 @@ class CdmWriter:
         self.postgres = conn.dialect.name == "postgresql"
         self._staged: set[str] = set()
 
-    def upsert(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def upsert(
+        self, name: str, rows: Sequence[Mapping[str, Any]], *, present: set[Any] | None = None
+    ) -> None:
+        """Insert or replace `rows`; `present` (the keys that already exist, if the
+        caller knows them) saves a lookup."""
         if not rows:
             return
         table = cdm_table(name)
         if self.postgres and len(rows) >= COPY_THRESHOLD:
             key = next(iter(table.primary_key.columns))
             if len(table.primary_key.columns) == 1:
-                present = set(self.existing_keys(name, [row[key.name] for row in rows]))
+                if present is None:
+                    present = set(self.existing_keys(name, [row[key.name] for row in rows]))
                 fresh = [row for row in rows if row[key.name] not in present]
                 # New keys go straight in by COPY; only known keys need an upsert.
                 self._copy_into(table.name, fresh)

@@ -22,7 +22,7 @@ from edge_node.pipeline.loader import CdmWriter
 from edge_node.pipeline.merge import Contribution, Origin, merge
 from edge_node.pipeline.state import MergeConflict
 
-PERSON_BATCH = 500
+PERSON_BATCH = 2000
 _GENDER = {"male": MALE, "female": FEMALE}
 conflicts_t: sa.Table = MergeConflict.__table__  # type: ignore[assignment]
 

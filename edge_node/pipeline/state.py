@@ -88,6 +88,7 @@ class PatientLink(Base):
     source_table: Mapped[str] = mapped_column(sa.String(200))
     row_key: Mapped[str] = mapped_column(sa.String(255))
     run_id: Mapped[int] = mapped_column(sa.Integer, index=True)
+    first_run: Mapped[int] = mapped_column(sa.Integer)  # the run that first saw this ID
     # from the follow-up table, by patient ID
     last_contact_date: Mapped[date | None] = mapped_column(sa.Date)
     vital_status: Mapped[str | None] = mapped_column(sa.String(8))

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,7 +67,7 @@ class SyncReport:
 
     @property
     def balanced(self) -> bool:
-        return all(c.read == c.skipped + c.entered for c in self.counts.values())
+        return all(c.balanced for c in self.counts.values())
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -162,6 +164,66 @@ def run_sync(
         finally:
             state.dispose()
             analysis.dispose()
+
+
+Mapped = tuple[SourceBatch, list[MappedRecord], list[Rejection]]
+
+
+def _mapped(
+    tm: TableMapping, mapper: RowMapper, batches: Iterator[SourceBatch]
+) -> Iterator[Mapped]:
+    for batch in batches:
+        rejections = [
+            Rejection(tm.source, tm.table, r.key, r.code, r.reason, None, {"raw": r.raw[:2000]})
+            for r in batch.rejects
+        ]
+        records: list[MappedRecord] = []
+        for row in batch.rows:
+            out = mapper.map(row)
+            if isinstance(out, MappedRecord):
+                records.append(out)
+            else:
+                rejections.append(out)
+        yield batch, records, rejections
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[Mapped], depth: int = 1) -> Iterator[Mapped]:
+    """Read and map the next batch in a thread while this one is written: the
+    database's time overlaps the mapping's. At most `depth` batches wait."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(exc)
+
+    worker = threading.Thread(target=produce, name="oncofed-sync-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
 
 
 class _Interrupted(Exception):
@@ -285,7 +347,13 @@ class _Runner:
         for rank, (_, _, source, table) in enumerate(sorted(rates)):
             self.ctx.ranks[(source, table)] = rank
 
-    def _process(self, tm: TableMapping, batches: Iterator[SourceBatch] | None = None) -> None:
+    def _process(
+        self,
+        tm: TableMapping,
+        batches: Iterator[SourceBatch] | None = None,
+        *,
+        backfill: bool = False,
+    ) -> None:
         """Read one mapped table (after its watermark, or the given batches) and load it."""
         ctx = self.ctx
         counts = ctx.table_counts(tm.source, tm.table)
@@ -298,8 +366,8 @@ class _Runner:
                 batches = connector.read(
                     tm.table, key=tm.key, watermark=start, batch_size=ctx.batch_size
                 )
-            for batch in batches:
-                self._batch(tm, mapper, batch, counts)
+            for batch, records, rejections in prefetched(_mapped(tm, mapper, batches)):
+                self._batch(tm, batch, records, rejections, counts, backfill=backfill)
         except SourceMissing as exc:
             counts.error = exc.message
         except OncoFedError as exc:
@@ -308,21 +376,20 @@ class _Runner:
             counts.error = exc.message
 
     def _batch(
-        self, tm: TableMapping, mapper: RowMapper, batch: SourceBatch, counts: TableCounts
+        self,
+        tm: TableMapping,
+        batch: SourceBatch,
+        records: list[MappedRecord],
+        rejections: list[Rejection],
+        counts: TableCounts,
+        *,
+        backfill: bool = False,
     ) -> None:
         ctx = self.ctx
-        counts.read += len(batch.rows) + len(batch.rejects)
-        rejections = [
-            Rejection(tm.source, tm.table, r.key, r.code, r.reason, None, {"raw": r.raw[:2000]})
-            for r in batch.rejects
-        ]
-        records: list[MappedRecord] = []
-        for row in batch.rows:
-            out = mapper.map(row)
-            if isinstance(out, MappedRecord):
-                records.append(out)
-            else:
-                rejections.append(out)
+        if backfill:
+            counts.backfilled += len(batch.rows) + len(batch.rejects)
+        else:
+            counts.read += len(batch.rows) + len(batch.rejects)
         conflicts: list[dict[str, Any]] = []
         if tm.target in INDEXERS:
             with ctx.state.begin() as conn:
@@ -409,9 +476,10 @@ class _Runner:
             )
             if column is None:
                 continue
-            self._process(
-                tm, connector.read_where(tm.table, column, values, batch_size=ctx.batch_size)
+            rows = connector.read_where(
+                tm.table, column, values, batch_size=ctx.batch_size, key=tm.key
             )
+            self._process(tm, rows, backfill=True)
         with ctx.state.begin() as conn:
             for part in chunks(keys):
                 conn.execute(

@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("source_table", sa.String(length=200), nullable=False),
         sa.Column("row_key", sa.String(length=255), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("first_run", sa.Integer(), nullable=False),
         sa.Column("last_contact_date", sa.Date(), nullable=True),
         sa.Column("vital_status", sa.String(length=8), nullable=True),
         sa.Column("death_date", sa.Date(), nullable=True),

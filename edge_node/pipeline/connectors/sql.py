@@ -191,19 +191,33 @@ class SqlConnector:
         names = [c.name for c in t.columns]
         at = names.index(col.name)
         last: Any = None
+        wm_order: str | None = None
         if watermark:
             try:
                 wm = json.loads(watermark)
                 if wm["key"] == col.name:
                     last = _load_key(wm["type"], wm["last"])
-            except (ValueError, KeyError, TypeError):
+                    wm_order = wm.get("order")
+            except (ValueError, KeyError, TypeError, AttributeError):
                 last = None  # not ours: read everything again
         if watermark is None:
             yield from self._null_keys(table, t, col, names, batch_size)
-        base = sa.select(t).where(col.is_not(None)).order_by(col)
+        # Text keys that hold only digits are ordered as the numbers they spell
+        # (length first: "1247" after "999"); other text keys as text. The choice is
+        # made on the first read and kept in the watermark.
+        order_kind = "native"
+        if isinstance(col.type, sa.String):
+            order_kind = str(wm_order) if wm_order else self._text_order(table, t, col)
+        textual = order_kind == "digits"
+        width = sa.func.length(col)
+        order = (width, col) if textual else (col,)
+        base = sa.select(t).where(col.is_not(None)).order_by(*order)
         while True:
             stmt = base.limit(batch_size)
-            if last is not None:
+            if last is not None and textual:
+                size = len(str(last))
+                stmt = stmt.where(sa.or_(width > size, sa.and_(width == size, col > str(last))))
+            elif last is not None:
                 stmt = stmt.where(col > last)
             rows = self._fetch(table, stmt)
             full = len(rows) == batch_size
@@ -218,12 +232,23 @@ class SqlConnector:
             last = rows[-1][at]
             kind, value = _dump_key(last)
             mark = json.dumps(
-                {"key": col.name, "type": kind, "last": value}, ensure_ascii=False, sort_keys=True
+                {"key": col.name, "type": kind, "last": value, "order": order_kind},
+                ensure_ascii=False,
+                sort_keys=True,
             )
             out = [self._row(names, r, as_text(r[at]) or "") for r in rows]
             yield SourceBatch(rows=out, watermark=mark)
             if not full:
                 break
+
+    def _text_order(self, table: str, t: sa.Table, col: sa.Column[Any]) -> str:
+        """ "digits" when every key is a digit string (compared as numbers), else "text"."""
+        if self.engine.dialect.name == "postgresql":
+            other = col.op("~")("[^0-9]")
+        else:
+            other = col.op("GLOB")("*[^0-9]*")
+        stmt = sa.select(sa.literal(1)).select_from(t).where(col.is_not(None), other).limit(1)
+        return "text" if self._fetch(table, stmt) else "digits"
 
     def _null_keys(
         self, table: str, t: sa.Table, col: sa.Column[Any], names: list[str], batch_size: int

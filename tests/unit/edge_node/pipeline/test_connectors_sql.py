@@ -105,7 +105,7 @@ def test_resume_after_two_batches_and_new_rows(engine: sa.Engine, conn: Connecto
     first, second = next(batches), next(batches)
     assert keys([first, second]) == ["1", "2", "3", "4", "5", "6"]
     mark = json.loads(second.watermark or "")
-    assert mark == {"key": "标本号", "type": "int", "last": 6}
+    assert mark == {"key": "标本号", "type": "int", "last": 6, "order": "native"}
     rest = list(conn.read(LAB, key=None, watermark=second.watermark, batch_size=3))
     assert keys(rest) == ["7", "8", "9", "10"]  # 9 < 10 compared as integers
     insert_lab(engine, lab, range(11, 13))
