@@ -20,6 +20,7 @@ from edge_node.datasets import add_dataset, remove_dataset
 from edge_node.errors import exit_code_for
 from edge_node.pipeline import cli as pipeline_cli
 from edge_node.policy import describe_policy, load_policy, write_default_policy
+from edge_node.security import cli as security_cli
 from edge_node.settings import SETTINGS_FILE, EdgeSettings, load_settings, validate_hub_address
 from protocol.messages import RegistrationAck
 from protocol.tls import validate_party_name
@@ -337,6 +338,7 @@ def main() -> None:
 
 
 app.add_typer(pipeline_cli.mapping_app, name="mapping")
+security_cli.register(app)
 app.add_typer(pipeline_cli.quarantine_app, name="quarantine")
 
 

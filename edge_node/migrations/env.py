@@ -4,9 +4,10 @@ Run it through `edge_node.store.database.upgrade_state_db(url)`; the URL and the
 table come from `config.attributes`, so no alembic.ini exists.
 """
 
-# Imported to register the ledger's and the pipeline's tables on Base.metadata.
+# Imported to register the ledger's, the pipeline's and the security tables on Base.metadata.
 import edge_node.ledger.models
-import edge_node.pipeline.state  # noqa: F401
+import edge_node.pipeline.state
+import edge_node.security.models  # noqa: F401
 from edge_node.store.models import Base
 from shared_cdm.db import run_migrations
 

@@ -21,11 +21,22 @@ from typing import Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared_cdm.errors import InvalidInput
+from edge_node.security.vault import (
+    ENV_KEY,
+    ENV_KEY_FILE,
+    KEY_FILE,
+    Vault,
+    is_envelope,
+    load_vault,
+)
+from shared_cdm.errors import InvalidInput, Unauthenticated
 
 SECRET_FILE = "pipeline.key"
 SECRET_BYTES = 32
 PSEUDONYM_HEX_CHARS = 32
+# What the encrypted secret file is bound to (the AES-GCM associated data).
+SECRET_AAD = b"oncofed-edge/site-secret/v1"
+_MAX_SECRET_FILE = 4096
 # Kind and value are joined by ASCII "unit separator", which no kind may contain.
 _SEP = "\x1f"
 _MASK_63 = (1 << 63) - 1
@@ -36,7 +47,19 @@ DateLike = TypeVar("DateLike", date, datetime)
 
 
 class SiteSecret:
-    """The site's HMAC key: 32 random bytes in a 0600 file, created on first use."""
+    """The site's HMAC key: 32 random bytes in a 0600 file, created on first use.
+
+    Encrypted at rest when the edge has a vault key (see `edge_node.security.vault`:
+    `ONCOFED_EDGE_VAULT_KEY`, `ONCOFED_EDGE_VAULT_KEY_FILE`, or `vault.key` beside the
+    secret): the file then holds an AES-GCM envelope of the secret, never the secret.
+    The rules, so a secret is never silently left or read in clear:
+
+    - no vault key: the file holds the 32 bytes in clear (as before the vault existed);
+    - vault key, no file: a new secret is written encrypted;
+    - vault key, file in clear: refused until `oncofed-edge vault init` encrypts it;
+    - file encrypted: the vault key is required, and a wrong key or altered file
+      fails loudly (`Unauthenticated` / `InvalidInput`), never yielding a new secret.
+    """
 
     @staticmethod
     def path_in(home: Path) -> Path:
@@ -47,22 +70,52 @@ class SiteSecret:
     def load_or_create(path: Path) -> bytes:
         """The secret in `path`, created (mode 0600) if there is no file yet.
 
-        The only place the secret is read: encryption at rest goes here.
+        The only place the secret is read; decrypted here when stored encrypted.
         """
         path = Path(path)
+        vault = load_vault(path.parent)
         if not path.exists():
-            _create_secret(path)
-        return _read_secret(path)
+            secret = secrets.token_bytes(SECRET_BYTES)
+            _create_secret(path, secret if vault is None else vault.encrypt(secret, SECRET_AAD))
+        return _read_secret(path, vault)
+
+    @staticmethod
+    def is_encrypted(path: Path) -> bool:
+        """Whether the secret file holds an encrypted envelope (False when in clear)."""
+        return is_envelope(_read_secret_file(Path(path)))
+
+    @staticmethod
+    def encrypt_in_place(path: Path, vault: Vault) -> bool:
+        """Encrypt a secret stored in clear under `vault` (atomically); False when it
+        already was encrypted, after checking that `vault` opens it."""
+        path = Path(path)
+        data = _read_secret_file(path)
+        if is_envelope(data):
+            _decrypt_secret(path, data, vault)
+            return False
+        _check_length(path, data)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.enc.tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(vault.encrypt(data, SECRET_AAD))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
 
 
-def _create_secret(path: Path) -> None:
+def _create_secret(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)  # left by a crashed run with the same pid
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(SECRET_BYTES))
+            out.write(content)
             out.flush()
             os.fsync(out.fileno())
         # link() never replaces: of two concurrent first runs, one secret wins.
@@ -72,7 +125,7 @@ def _create_secret(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _read_secret(path: Path) -> bytes:
+def _read_secret_file(path: Path) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as f:
         # fstat on the open file: the mode checked is the file's whose bytes are read.
@@ -86,12 +139,41 @@ def _read_secret(path: Path) -> bytes:
                 f"restrict it with `chmod 600 {path}` and run again",
                 code="insecure_site_secret",
             )
-        data = f.read(SECRET_BYTES + 1)
+        return f.read(_MAX_SECRET_FILE)
+
+
+def _check_length(path: Path, data: bytes) -> None:
     if len(data) != SECRET_BYTES:
         raise InvalidInput(
             f"site secret {path} holds {len(data)} bytes, not {SECRET_BYTES}: it is damaged; "
             "restore it from backup (a new secret changes every pseudonym)",
             code="bad_site_secret",
+        )
+
+
+def _decrypt_secret(path: Path, data: bytes, vault: Vault) -> bytes:
+    secret = vault.decrypt(data, SECRET_AAD, what=f"site secret {path}")
+    _check_length(path, secret)
+    return secret
+
+
+def _read_secret(path: Path, vault: Vault | None) -> bytes:
+    data = _read_secret_file(path)
+    if len(data) != SECRET_BYTES and is_envelope(data):
+        if vault is None:
+            raise Unauthenticated(
+                f"site secret {path} is encrypted and no vault key is configured: set "
+                f"{ENV_KEY} or {ENV_KEY_FILE}, or restore {path.parent / KEY_FILE}",
+                code="vault_key_missing",
+            )
+        return _decrypt_secret(path, data, vault)
+    _check_length(path, data)
+    if vault is not None:
+        raise InvalidInput(
+            f"site secret {path} is stored in clear but a vault key is configured "
+            f"(from {vault.source}): run `oncofed-edge vault init --home {path.parent}` "
+            "to encrypt it",
+            code="site_secret_not_encrypted",
         )
     return data
 
