@@ -9,15 +9,16 @@ sources (see `merge.py`).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from edge_node.pipeline.context import EHR, LAB, OPERATORS, UTF8_ENCODING, RunContext
-from edge_node.pipeline.dbutil import select_in
+from edge_node.pipeline.dbutil import select_in, where_in
 from edge_node.pipeline.linkage import admissions_t, patients_t, persons_t
 from edge_node.pipeline.loader import CdmWriter, cdm_table
 from edge_node.pipeline.merge import WORST_RANK, Contribution, Origin, merge
@@ -70,39 +71,43 @@ def link_events(
 ) -> tuple[list[Linked], list[Rejection], list[MappedRecord]]:
     """(linked records of cancer patients, rejections, skipped records)."""
     date_field = EVENT_DATES[target]
+    fields = [r.fields for r in records]
     stays = {
         s.admission_id: s
         for s in select_in(
-            conn,
-            admissions_t,
-            "admission_id",
-            {r.fields.get("admission_id") for r in records} - {None},
+            conn, admissions_t, "admission_id", {f.get("admission_id") for f in fields} - {None}
         )
     }
-    pids = {r.fields.get("patient_id") for r in records} | {s.patient_id for s in stays.values()}
+    pids = {f.get("patient_id") for f in fields} | {s.patient_id for s in stays.values()}
     pids.discard(None)
-    links = {
-        row.patient_id: row.person_key for row in select_in(conn, patients_t, "patient_id", pids)
-    }
-    cancer = {
-        p.person_key
-        for p in select_in(conn, persons_t, "person_key", set(links.values()))
-        if p.is_cancer
-    }
+    # Patients and their persons in one query (a patient without a person is not cancer).
+    links: dict[str, str] = {}
+    cancer: set[str] = set()
+    joined = patients_t.outerjoin(persons_t, persons_t.c.person_key == patients_t.c.person_key)
+    query = sa.select(patients_t.c.patient_id, patients_t.c.person_key, persons_t.c.is_cancer)
+    for cond in where_in(conn, patients_t.c.patient_id, sorted(pids)):
+        for pid, person_key, is_cancer in conn.execute(query.select_from(joined).where(cond)):
+            links[pid] = person_key
+            if is_cancer:
+                cancer.add(person_key)
     unplaced = {
-        r.fields["patient_id"]
-        for r in records
-        if r.fields.get("patient_id") and r.fields.get("admission_id") not in stays
+        f["patient_id"]
+        for f in fields
+        if f.get("patient_id") and f.get("admission_id") not in stays
     }
     by_patient: dict[str, list[Any]] = defaultdict(list)
     for s in select_in(conn, admissions_t, "patient_id", unplaced):
         by_patient[s.patient_id].append(s)
+    for found in by_patient.values():  # sorted once, not per record
+        found.sort(key=lambda s: s.admit_date)
 
+    # Surrogate keys of this batch's persons and stays, without the shared cache's bookkeeping.
+    person_ids: dict[str, int] = {}
+    visit_ids: dict[str, int] = {}
     linked: list[Linked] = []
     rejected: list[Rejection] = []
     skipped: list[MappedRecord] = []
-    for r in records:
-        f = r.fields
+    for r, f in zip(records, fields, strict=True):
         adm, pid = f.get("admission_id"), f.get("patient_id")
         stay = stays.get(adm) if adm else None
         if stay is not None and pid is not None and stay.patient_id != pid:
@@ -143,7 +148,7 @@ def link_events(
             stay = next(
                 (
                     s
-                    for s in sorted(by_patient.get(pid, []), key=lambda s: s.admit_date)
+                    for s in by_patient.get(pid, ())
                     if s.valid and s.admit_date <= day <= (s.discharge_date or s.admit_date)
                 ),
                 None,
@@ -157,8 +162,15 @@ def link_events(
                 )
             )
             continue
-        visit = ctx.visit_id(stay.admission_id) if stay is not None and stay.valid else None
-        linked.append(Linked(r, person_key, ctx.person_id(person_key), visit, when))
+        visit = None
+        if stay is not None and stay.valid:
+            visit = visit_ids.get(stay.admission_id)
+            if visit is None:
+                visit = visit_ids[stay.admission_id] = ctx.visit_id(stay.admission_id)
+        person = person_ids.get(person_key)
+        if person is None:
+            person = person_ids[person_key] = ctx.person_id(person_key)
+        linked.append(Linked(r, person_key, person, visit, when))
     return linked, rejected, skipped
 
 
@@ -284,57 +296,82 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
         groups[ctx.deid.pseudonymizer.surrogate_id("lab", identity)].append(item)
     existing = writer.existing("measurement", groups)
     provenance = _existing_provenance(writer, list(existing))
-    rows: list[dict[str, Any]] = []
+    known: list[dict[str, Any]] = []  # rows of facts already in the CDM
     filled: list[dict[str, Any]] = []
     conflicts: list[dict[str, Any]] = []
-    for mid, items in groups.items():
-        if mid not in existing and len(items) == 1:
-            # the common case: a fact seen once, nothing to merge
-            rows.append(_single_lab_row(ctx, mid, items[0]))
-            counts = ctx.table_counts(items[0].record.source, items[0].record.table)
-            counts.loaded += 1
-            continue
-        new = [
-            Contribution(
-                _lab_values(ctx, i),
-                _origin(
-                    ctx,
-                    i.record.source,
-                    i.record.table,
-                    ctx.row_pseudonym(i.record.source, i.record.table, i.record.key),
-                ),
-            )
-            for i in items
-        ]
-        new_rows = {(c.origin.system, c.origin.table, c.origin.row) for c in new}
-        old = [
-            c
-            for c in _contributions(ctx, existing.get(mid), provenance.get(mid, {}))
-            if (c.origin.system, c.origin.table, c.origin.row) not in new_rows
-        ]
-        fact = merge(
-            [*old, *new], LAB_MERGE_FIELDS, rel_tol=LAB_TOLERANCE, ignore_conflicts=LAB_QUIET
+    fresh = _FreshLabs(ctx)
+
+    def new_rows() -> Iterator[dict[str, Any]]:
+        """Rows of facts not in the CDM yet, built as the writer takes them."""
+        for mid, items in groups.items():
+            if mid not in existing and len(items) == 1:
+                # the common case: a fact seen once, nothing to merge
+                yield fresh.row(mid, items[0])
+                continue
+            row = _merged_lab_row(ctx, mid, items, existing, provenance, filled, conflicts)
+            if mid in existing:
+                known.append(row)
+            else:
+                yield row
+
+    writer.insert_new("measurement", new_rows())
+    fresh.count()
+    writer.upsert("measurement", known, present=set(existing))
+    if existing:  # facts seen before may carry provenance that this merge replaces
+        writer.delete_provenance("measurement", list(existing))
+    writer.upsert("value_provenance", filled)
+    return conflicts
+
+
+def _merged_lab_row(
+    ctx: RunContext,
+    mid: int,
+    items: list[Linked],
+    existing: dict[int, Any],
+    provenance: dict[int, dict[str, tuple[str, str, str]]],
+    filled: list[dict[str, Any]],
+    conflicts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A fact given by several rows, or seen before: merged with what the CDM has;
+    adds the provenance of filled fields to `filled`, differences to `conflicts`."""
+    new = [
+        Contribution(
+            _lab_values(ctx, i),
+            _origin(
+                ctx,
+                i.record.source,
+                i.record.table,
+                ctx.row_pseudonym(i.record.source, i.record.table, i.record.key),
+            ),
         )
-        first = items[0]
-        f = first.record.fields
-        rows.append(
-            {
-                "measurement_id": mid,
-                "person_id": first.person_id,
-                "measurement_concept_id": ctx.concept("LOINC", f.get("loinc"))
-                or ctx.concept("OncoFed", f.get("analyte")),
-                "measurement_date": _shift(ctx, _day(first.when), first.person_key),
-                "measurement_type_concept_id": LAB,
-                "unit_concept_id": 0,
-                "visit_occurrence_id": first.visit_id,
-                "measurement_source_value": f.get("analyte"),
-                **fact.values,
-                "src_system": fact.base.system,
-                "src_table": fact.base.table,
-                "src_row": fact.base.row,
-            }
-        )
-        filled += [
+        for i in items
+    ]
+    new_rows = {(c.origin.system, c.origin.table, c.origin.row) for c in new}
+    old = [
+        c
+        for c in _contributions(ctx, existing.get(mid), provenance.get(mid, {}))
+        if (c.origin.system, c.origin.table, c.origin.row) not in new_rows
+    ]
+    fact = merge([*old, *new], LAB_MERGE_FIELDS, rel_tol=LAB_TOLERANCE, ignore_conflicts=LAB_QUIET)
+    first = items[0]
+    f = first.record.fields
+    row = {
+        "measurement_id": mid,
+        "person_id": first.person_id,
+        "measurement_concept_id": ctx.concept("LOINC", f.get("loinc"))
+        or ctx.concept("OncoFed", f.get("analyte")),
+        "measurement_date": _shift(ctx, _day(first.when), first.person_key),
+        "measurement_type_concept_id": LAB,
+        "unit_concept_id": 0,
+        "visit_occurrence_id": first.visit_id,
+        "measurement_source_value": f.get("analyte"),
+        **fact.values,
+        "src_system": fact.base.system,
+        "src_table": fact.base.table,
+        "src_row": fact.base.row,
+    }
+    filled.extend(
+        [
             {
                 "table_name": "measurement",
                 "row_id": mid,
@@ -345,38 +382,72 @@ def _load_labs(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> list
             }
             for name, origin in fact.filled().items()
         ]
-        conflicts += [_conflict(ctx, "measurement", mid, c) for c in fact.conflicts]
-        for n, item in enumerate(items):
-            counts = ctx.table_counts(item.record.source, item.record.table)
-            if n == 0 and not old:
-                counts.loaded += 1
-            else:
-                counts.merged += 1
-    writer.upsert("measurement", rows, present=set(existing))
-    if existing:  # facts seen before may carry provenance that this merge replaces
-        writer.delete_provenance("measurement", list(existing))
-    writer.upsert("value_provenance", filled)
-    return conflicts
+    )
+    conflicts.extend(_conflict(ctx, "measurement", mid, c) for c in fact.conflicts)
+    for n, item in enumerate(items):
+        counts = ctx.table_counts(item.record.source, item.record.table)
+        if n == 0 and not old:
+            counts.loaded += 1
+        else:
+            counts.merged += 1
+    return row
 
 
-def _single_lab_row(ctx: RunContext, mid: int, item: Linked) -> dict[str, Any]:
-    r = item.record
-    f = r.fields
-    return {
-        "measurement_id": mid,
-        "person_id": item.person_id,
-        "measurement_concept_id": ctx.concept("LOINC", f.get("loinc"))
-        or ctx.concept("OncoFed", f.get("analyte")),
-        "measurement_date": _shift(ctx, _day(item.when), item.person_key),
-        "measurement_type_concept_id": LAB,
-        "unit_concept_id": 0,
-        "visit_occurrence_id": item.visit_id,
-        "measurement_source_value": f.get("analyte"),
-        **_lab_values(ctx, item),
-        "src_system": r.source,
-        "src_table": r.table,
-        "src_row": ctx.row_pseudonym(r.source, r.table, r.key),
-    }
+class _FreshLabs:
+    """Rows of lab facts seen once (most of them): the same row as `_lab_values`
+    and the merged path build, with the per-row lookups (concept, date offset,
+    counters) memoised for the batch."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.concepts: dict[tuple[Any, Any], int] = {}
+        self.offsets: dict[str, timedelta] = {}
+        self.loaded: Counter[tuple[str, str]] = Counter()
+
+    def row(self, mid: int, item: Linked) -> dict[str, Any]:
+        ctx, r = self.ctx, item.record
+        f = r.fields
+        loinc, analyte = f.get("loinc"), f.get("analyte")
+        concept = self.concepts.get((loinc, analyte))
+        if concept is None:
+            concept = self.concepts[(loinc, analyte)] = ctx.concept("LOINC", loinc) or ctx.concept(
+                "OncoFed", analyte
+            )
+        offset = self.offsets.get(item.person_key)
+        if offset is None:
+            # what `Deidentifier.shift` adds (0 days when dates are kept)
+            days = ctx.deid.shift_days(item.person_key)
+            offset = self.offsets[item.person_key] = timedelta(days=days)
+        when = item.when
+        operator = f.get("operator")
+        written = f.get("value_as_written")
+        self.loaded[(r.source, r.table)] += 1
+        return {
+            "measurement_id": mid,
+            "person_id": item.person_id,
+            "measurement_concept_id": concept,
+            "measurement_date": (when.date() if isinstance(when, datetime) else when) + offset,
+            "measurement_type_concept_id": LAB,
+            "unit_concept_id": 0,
+            "visit_occurrence_id": item.visit_id,
+            "measurement_source_value": analyte,
+            "value_as_number": f.get("value"),
+            "operator_concept_id": OPERATORS.get(operator or "")
+            if operator not in (None, "=")
+            else None,
+            "range_low": f.get("range_low"),
+            "range_high": f.get("range_high"),
+            "value_source_value": None if written is None else str(written)[:50],
+            "unit_source_value": f.get("unit"),
+            "measurement_datetime": when + offset if isinstance(when, datetime) else None,
+            "src_system": r.source,
+            "src_table": r.table,
+            "src_row": ctx.row_pseudonym(r.source, r.table, r.key),
+        }
+
+    def count(self) -> None:
+        for (source, table), n in self.loaded.items():
+            self.ctx.table_counts(source, table).loaded += n
 
 
 def _existing_provenance(

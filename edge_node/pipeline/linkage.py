@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edge_node.pipeline.context import RunContext
-from edge_node.pipeline.dbutil import select_in, upsert, where_in
+from edge_node.pipeline.dbutil import select_in, update_rows, upsert, where_in
 from edge_node.pipeline.records import MappedRecord, Rejection
 from edge_node.pipeline.state import (
     AdmissionLink,
@@ -314,7 +314,7 @@ def index_follow_up(
             continue
         updates.append(
             {
-                "pid": f["patient_id"],
+                "patient_id": f["patient_id"],
                 "last_contact_date": last,
                 "vital_status": f.get("vital_status"),
                 "death_date": death,
@@ -326,18 +326,7 @@ def index_follow_up(
             counts.loaded += 1
         else:
             counts.skipped += 1
-    if updates:
-        conn.execute(
-            sa.update(patients_t)
-            .where(patients_t.c.patient_id == sa.bindparam("pid"))
-            .values(
-                {
-                    name: sa.bindparam(name)
-                    for name in ("last_contact_date", "vital_status", "death_date", "follow_up_row")
-                }
-            ),
-            updates,
-        )
+    update_rows(conn, patients_t, "patient_id", updates)
     mark_dirty(conn, touched)
     return rejected
 

@@ -5,14 +5,21 @@ table and one INSERT ... ON CONFLICT; SQLite takes executemany upserts."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
 
-from edge_node.pipeline.dbutil import chunks, upsert, where_in
+from edge_node.pipeline.dbutil import (
+    COPY_THRESHOLD,
+    chunks,
+    copy_rows,
+    row_getter,
+    upsert,
+    where_in,
+)
 from shared_cdm.models import Base
 
-COPY_THRESHOLD = 200
 # Person-level and event tables that carry person_id, children before parents.
 PERSON_TABLES = (
     "note_nlp",
@@ -68,6 +75,20 @@ class CdmWriter:
         else:
             upsert(self.conn, table, rows)
 
+    def insert_new(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Write rows whose keys are not in the table. On PostgreSQL they stream
+        into COPY as the caller builds them: the server inserts them (indexes,
+        foreign keys) while the next ones are made."""
+        if not self.postgres:
+            self.upsert(name, list(rows))
+            return
+        it = iter(rows)
+        first = next(it, None)
+        if first is None:
+            return
+        columns = list(first.keys())
+        copy_rows(self.conn, name, columns, map(row_getter(columns), chain([first], it)))
+
     def existing_keys(self, name: str, ids: Iterable[Any]) -> list[Any]:
         table = cdm_table(name)
         key = next(iter(table.primary_key.columns))
@@ -76,17 +97,13 @@ class CdmWriter:
             out += [k for (k,) in self.conn.execute(sa.select(key).where(cond))]
         return out
 
-    def _copy_into(self, target: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _copy_into(
+        self, target: str, rows: Sequence[Mapping[str, Any]], types_of: str | None = None
+    ) -> None:
         if not rows:
             return
         columns = list(rows[0].keys())
-        dbapi: Any = self.conn.connection.driver_connection
-        with (
-            dbapi.cursor() as cursor,
-            cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
+        copy_rows(self.conn, target, columns, map(row_getter(columns), rows), types_of=types_of)
 
     def _copy_upsert(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         stage = f"_oncofed_stage_{table.name}"
@@ -101,7 +118,7 @@ class CdmWriter:
         dbapi: Any = self.conn.connection.driver_connection
         with dbapi.cursor() as cursor:
             cursor.execute(f"TRUNCATE {stage}")
-        self._copy_into(stage, rows)
+        self._copy_into(stage, rows, types_of=table.name)
         with dbapi.cursor() as cursor:
             updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
             action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
@@ -129,7 +146,8 @@ class CdmWriter:
     def replace_for_persons(
         self, name: str, person_ids: Sequence[int], rows: Sequence[Mapping[str, Any]]
     ) -> None:
-        """These persons' rows of `name` become exactly `rows`."""
+        """These persons' rows of `name` become exactly `rows`; `person_ids` are the
+        persons who may have rows already (whose rows not in `rows` are deleted)."""
         table = cdm_table(name)
         key = next(iter(table.primary_key.columns))
         keep = {row[key.name] for row in rows}

@@ -51,9 +51,13 @@ def build_dirty_persons(ctx: RunContext) -> int:
             if gone:
                 writer.delete_persons(gone)
             built = [ctx.person_id(k) for k, p in batch.persons.items() if p.is_cancer]
-            writer.upsert("person", rows["person"])
+            # Only persons already in the CDM can have stale rows (a first load has
+            # none). Asked of the CDM itself, not `in_cdm`: a run killed between
+            # the two commits leaves rows of persons not yet marked.
+            present = set(writer.existing_keys("person", built))
+            writer.upsert("person", rows["person"], present=present)
             for name in ("visit_occurrence", "condition_occurrence", "death", "observation_period"):
-                writer.replace_for_persons(name, built, rows[name])
+                writer.replace_for_persons(name, sorted(present), rows[name])
         with ctx.state.begin() as conn:
             upsert(conn, conflicts_t, conflicts, ["cdm_table", "row_id", "field", "other_source"])
             for part in chunks(keys):

@@ -119,6 +119,8 @@ def run_sync(
         upgrade_state_db(state_db_url)
         upgrade(analysis_db_url)
         state, analysis = make_engine(state_db_url), make_engine(analysis_db_url)
+        _async_commits(state)
+        _async_commits(analysis)
         try:
             vocab = vocab or load_default()
             _ensure_concepts(analysis, vocab)
@@ -164,6 +166,20 @@ def run_sync(
         finally:
             state.dispose()
             analysis.dispose()
+
+
+def _async_commits(engine: sa.Engine) -> None:
+    """PostgreSQL commits of this run's connections do not wait for the WAL flush.
+    Safe: a commit lost to a server crash only loses batches the next run replays
+    (every write is keyed and the watermark commits with its batch's effects)."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_sync_commit(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = off")
+        dbapi_conn.commit()  # keep the setting past the pool's reset rollback
 
 
 Mapped = tuple[SourceBatch, list[MappedRecord], list[Rejection]]
