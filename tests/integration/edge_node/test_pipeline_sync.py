@@ -452,16 +452,27 @@ def backend_urls(request: pytest.FixtureRequest, backend: str) -> tuple[str, str
 # -- 1. killed and re-run ------------------------------------------------------
 
 
-def kill_times(reference: Reference) -> list[float]:
-    """KILLS moments from a seeded RNG, all between 0.2 s and the reference's duration:
-    the first anywhere (imports, run or exit), the others one in each half of the
-    span in which the reference's pipeline run was under way."""
+def kill_times(reference: Reference) -> list[tuple[bool, float]]:
+    """KILLS moments from a seeded RNG as (after the run started?, seconds): the first
+    anywhere in the reference's duration (imports, run or exit), the others one in
+    each part of the reference's run time, counted from when the killed process's
+    own run starts, so a slow start on a busy machine does not move them."""
     rng = random.Random(KILL_SEED)
     start, end = reference.window
     width = (end - start) / (KILLS - 1)
-    return [rng.uniform(0.2, reference.seconds)] + [
-        rng.uniform(start + i * width, start + (i + 1) * width) for i in range(KILLS - 1)
+    return [(False, rng.uniform(0.2, reference.seconds))] + [
+        (True, rng.uniform(i * width, (i + 1) * width)) for i in range(KILLS - 1)
     ]
+
+
+def wait_for_run(state_url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
+    """Until the process has a pipeline run under way (True) or has ended (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if "running" in run_statuses(state_url):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def init_databases(home: Path) -> None:
@@ -480,7 +491,7 @@ def test_sync_killed_at_random_moments_then_rerun_gives_the_reference_cdm(
     request: pytest.FixtureRequest,
 ) -> None:
     killed_mid_run = []
-    for i, at in enumerate(kill_times(reference)):
+    for i, (in_run, at) in enumerate(kill_times(reference)):
         home = new_home(
             tmp_path,
             f"H2-{i}",
@@ -498,6 +509,8 @@ def test_sync_killed_at_random_moments_then_rerun_gives_the_reference_cdm(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+            if in_run and wait_for_run(state_url, proc):
+                started = time.monotonic()
             try:
                 proc.wait(timeout=max(0.0, at - (time.monotonic() - started)))
             except subprocess.TimeoutExpired:
