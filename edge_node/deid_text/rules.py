@@ -1,0 +1,637 @@
+"""Rule detectors: each takes the note text and returns identifier spans.
+
+A `Hit` is (start, end, type, strong). Strong hits come from a pattern or a label
+("住院号：", "Dr.", "Tel:") and survive the clinical keep-list unless they are the
+keep-listed word itself; weak hits come from lexicon look-ups (a known surname
+beside a capitalised word) and are dropped when they overlap a clinical term.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+from edge_node.deid_text.lexicon import Lexicon, lexicon
+
+
+class Hit(NamedTuple):
+    start: int
+    end: int
+    type: str
+    strong: bool
+
+
+Boundaries = Callable[[int], bool]
+
+HAN = "\u4e00-\u9fff"
+_ND = r"(?<![0-9A-Za-z])"  # no alphanumeric before
+_NA = r"(?![0-9A-Za-z])"  # no alphanumeric after
+
+# --- identifier numbers -----------------------------------------------------------
+
+CN_ID = re.compile(
+    _ND + r"[1-9]\d{5}[ \t-]?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r"[ \t-]?\d{3}[0-9Xx]" + _NA
+)
+# Any 17 digits + check character is kept even with impossible dates or a bad check
+# digit: recall first (the check digit only raises confidence, see `cn_id_valid`).
+CN_ID_LOOSE = re.compile(_ND + r"\d{6}[ \t-]?\d{8}[ \t-]?\d{3}[0-9Xx]" + _NA)
+OTHER_IDS = re.compile(
+    _ND + r"(?:\d{3}-\d{2}-\d{4}"  # US SSN
+    r"|[A-Z]{1,2}\d{6}\([0-9A]\)"  # HKID
+    r"|[STFGM]\d{7}[A-Z]"  # SG NRIC / FIN
+    r"|[EGDSP]\d{8}"  # CN passports
+    r"|[A-Z]{2}\d{6}[A-D]"  # UK NI number
+    r")" + _NA
+)
+
+_VALUE = r"[A-Za-z0-9][A-Za-z0-9\-/._]*(?:[ ](?=[A-Za-z0-9\-]*\d)[A-Za-z0-9\-]+)?"
+_LSEP = r"\s*(?:[:：#=]|No\.?|Number|number)?\s*[:：#]?\s*"
+
+MRN_LABELS = (
+    r"住院号|住院号码|门诊号|门诊号码|急诊号|病案号|病历号|病理号|冰冻号|会诊号|检查号|登记号|标本号|影像号|"
+    r"放射号|超声号|检验号|条码号|条形码|就诊号|就诊卡号|诊疗卡号|卡号|ID号|病人ID|患者ID|病人编号|患者编号|"
+    r"档案号|流水号|申请单号|送检号|入院号|床旁号|"
+    r"(?i:MRN|Medical Record(?: No\.?| Number| #)?|Hospital (?:No\.?|Number|ID)|Patient ID|Pt ID|"
+    r"Encounter(?: No\.?| Number| ID)?|Admission (?:No\.?|Number|ID)|Visit (?:No\.?|Number|ID)|"
+    r"Accession(?: No\.?| Number| #)?|Acc(?:ession)?\.? ?(?:#|No\.?)|Specimen (?:No\.?|ID|Number)|"
+    r"Lab(?:oratory)? (?:No\.?|ID|Number)|Case (?:No\.?|Number)|Study ID|Record (?:No\.?|Number)|"
+    r"Chart (?:No\.?|Number)|UR ?No\.?|URN|NHS (?:No\.?|Number)|CHI(?: No\.?)?|Order (?:No\.?|Number))"  # noqa: E501
+)
+ID_LABELS = (
+    r"身份证号码|身份证号|身份证|公民身份号码|证件号码|证件号|护照号码|护照号|护照|医保卡号|医保号|社保卡号|社保号|"
+    r"医疗保险号|医疗证号|军官证号|港澳通行证|"
+    r"(?i:National ID(?: No\.?| Number)?|ID card(?: No\.?| Number)?|NRIC|IC No\.?|"
+    r"Passport(?: No\.?| Number)?|SSN|Social Security(?: No\.?| Number)?|"
+    r"Insurance (?:No\.?|Number|ID)|Medicare(?: No\.?| Number)?|Medicaid(?: No\.?| ID)?|"
+    r"Policy (?:No\.?|Number)|Member ID|HKID|Health card(?: No\.?)?)"
+)
+DEVICE_LABELS = (
+    r"设备编号|设备号|序列号|起搏器序列号|植入物编号|"
+    r"(?i:Serial(?: No\.?| Number)?|S/N|SN|Device ID|Device serial|IMEI|UDI|Implant ID|Pacemaker serial)"  # noqa: E501
+)
+OTHER_LABELS = (
+    r"微信号|微信|QQ号|QQ|车牌号|车牌|银行卡号|银行账号|账号|执业证号|工号|员工号|学号|"
+    r"(?i:Account (?:No\.?|Number)|Licen[cs]e (?:No\.?|Number|plate)|Vehicle(?: registration)?|"
+    r"Employee ID|Staff ID|Student ID|WeChat(?: ID)?)"
+)
+LABELLED = [
+    (re.compile(rf"(?:{MRN_LABELS}){_LSEP}({_VALUE})"), "MRN"),
+    (re.compile(rf"(?:{ID_LABELS}){_LSEP}({_VALUE})"), "ID_NUMBER"),
+    (re.compile(rf"(?:{DEVICE_LABELS}){_LSEP}({_VALUE})"), "DEVICE_ID"),
+    (re.compile(rf"(?:{OTHER_LABELS}){_LSEP}([A-Za-z0-9{HAN}][A-Za-z0-9_\-.·]{{3,}})"), "OTHER"),
+]
+# Shapes of record numbers with no label: letters with at least five digits
+# (A000000001, MRN0000001, P2016-00001, S21-00001, BX000000001), long digit runs.
+RECORD_SHAPE = re.compile(_ND + r"(?:[A-Z]{1,4}[-]?\d{2,}(?:-?\d+)*|\d{2,}[A-Z]{1,3}\d+)" + _NA)
+LONG_NUMBER = re.compile(r"(?<![\d.,])\d{7,}(?![\d.,]|\s?(?:mg|ml|mL|g|IU|U|copies|拷贝))")
+PLATE = re.compile(
+    r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·\s]?[A-Z0-9]{5,6}"
+    + _NA
+)
+DICOM_UID = re.compile(r"(?<![\d.])\d+(?:\.\d+){4,}(?![\d.])")
+MAC = re.compile(_ND + r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}" + _NA)
+
+# --- contact details ---------------------------------------------------------------
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+URL = re.compile(r"(?i:https?://|ftp://|www\.)[^\s<>\"'，。；）)\]]+")
+IPV4 = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
+)
+IPV6 = re.compile(_ND + r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}" + _NA)
+PHONES = [
+    # Chinese mobiles: 13812345678, 138-1234-5678, 138 1234 5678, +86 138 1234 5678
+    re.compile(
+        r"(?<![\d+])(?:(?:\([ \t]?(?:\+|00)?86[ \t]?\)|(?:\+|00)[ \t]?86)[ \t-]?)?1[3-9]\d(?:[ \t-]?\d{4}){2}(?!\d)"  # noqa: E501
+    ),
+    # Landlines: (010) 8888-6666, 0755-12345678, （021）12345678, 010 8888 6666 转 123
+    re.compile(
+        r"(?<![\d+])(?:(?:\+|00)[ \t]?86[ \t-]?)?(?:\(0?\d{2,3}\)|（0?\d{2,3}）|0\d{2,3})[ \t-]?"
+        r"\d{3,4}[ \t-]?\d{4}(?:[ \t]?(?:转|ext\.?|x|分机)[ \t]?\d{1,5})?(?!\d)"
+    ),
+    re.compile(r"(?<![\d+])0\d{4}[ \t]?\d{6}(?!\d)"),  # UK mobiles 07700 900123
+    # International: +44 20 7946 0958, +1 (617) 555-0134, +65 6123 4567
+    re.compile(r"(?<![\w+])\+\d{1,3}[ \t.-]?\(?\d{1,4}\)?(?:[ \t.-]?\d{2,4}){2,4}(?!\d)"),
+    # North American: (617) 555-0134, 617-555-0134, 617.555.0134
+    re.compile(r"(?<![\d])(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}(?!\d)"),
+]
+PHONE_LABEL = re.compile(
+    r"(?:联系电话|电话号码|电话|手机号码|手机号|手机|座机|固话|传真|联系方式|"
+    r"(?i:Tel(?:ephone)?|Phone|Ph|Mobile|Mob|Cell|Fax|Contact (?:number|no\.?)|"
+    r"reached on|reachable on|call(?:ed)? on|pager|bleep))\.?[ \t]*[:：#]?[ \t]*"
+    r"(\+?[\d(（][\d \t\-()（）.]{5,}\d)"
+)
+
+# --- dates ------------------------------------------------------------------------
+
+_MONTHS = [
+    "January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December",
+]  # fmt: skip
+_ABBR = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"]
+_MON_FORMS = sorted(
+    {f for m in _MONTHS + _ABBR for f in (m, m.upper())}
+    | {m.lower() for m in _MONTHS + _ABBR if m.lower() not in {"may", "march", "mar"}},
+    key=len,
+    reverse=True,
+)
+MON = r"(?:" + "|".join(_MON_FORMS) + r")\.?"
+DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
+Y4 = r"(?:1[89]\d{2}|20\d{2})"
+TIME = (
+    r"(?:(?:,?\s*(?:at|@|T)?\s*|\s*(?:上午|下午|晚上|凌晨|中午)?\s*)"
+    r"(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?(?:\s?[AaPp]\.?[Mm]\.?)?"
+    r"|\s*(?:上午|下午|晚上|凌晨|中午)?(?:[01]?\d|2[0-3])\s*[时点](?:\s*[0-5]?\d\s*分)?)?"
+)
+_ZH_NUM = "〇零一二三四五六七八九十"
+DATE_PATTERNS = [
+    re.compile(rf"(?<![\w]){DAY}(?:\s+of)?[\s\-/]+{MON},?[\s\-/]+(?:{Y4}|'?\d{{2}})(?!\d){TIME}"),
+    re.compile(rf"(?<![\w]){MON}\s+{DAY},?\s+{Y4}(?!\d){TIME}"),
+    re.compile(rf"(?<![\w]){MON}\s+{DAY}(?![\d\w]){TIME}"),
+    re.compile(rf"(?<![\w\d]){DAY}\s+{MON}(?![\w]){TIME}"),
+    re.compile(rf"(?<![\w]){MON},?\s+{Y4}(?!\d)"),
+    re.compile(
+        rf"(?<![\d.]){Y4}\s*[-/.]\s*(?:0?[1-9]|1[0-2])\s*[-/.]\s*(?:0?[1-9]|[12]\d|3[01])(?![\d]){TIME}"
+    ),
+    re.compile(rf"(?<![\d.]){DAY}[-/.](?:0?[1-9]|[12]\d|3[01])[-/.]{Y4}(?!\d|\.\d){TIME}"),
+    re.compile(rf"(?<![\d./]){DAY}[-/](?:0?[1-9]|[12]\d|3[01])[-/]\d{{2}}(?![\d/]|\.\d){TIME}"),
+    re.compile(rf"(?<![\d.\-/]){Y4}[-/.](?:0[1-9]|1[0-2]|[1-9])(?![\d\-/.%])"),
+    re.compile(r"(?<!\d)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
+    re.compile(
+        rf"(?<!\d)(?:{Y4}|\d{{2}})\s*年\s*(?:0?[1-9]|1[0-2])\s*月(?:\s*(?:0?[1-9]|[12]\d|3[01])\s*[日号])?{TIME}"
+    ),
+    re.compile(rf"(?<![\d年])(?:0?[1-9]|1[0-2])\s*月\s*(?:0?[1-9]|[12]\d|3[01])\s*[日号]{TIME}"),
+    re.compile(rf"[{_ZH_NUM}]{{4}}年[{_ZH_NUM}]{{1,2}}月(?:[{_ZH_NUM}]{{1,3}}[日号])?"),
+]
+
+# --- ages over 89 -----------------------------------------------------------------
+
+_OLD = r"(?:9\d|1[0-4]\d)"
+AGE_PATTERNS = [
+    re.compile(rf"(?<![\d.]){_OLD}\s*(?:周岁|岁半|岁)"),
+    re.compile(r"(?:九十|一百)[一二三四五六七八九十零]{0,3}岁"),
+    re.compile(
+        rf"(?<![\d.]){_OLD}(?:\s*-?\s*(?i:years?|yrs?|y)\s*-?\s*(?i:old)|-?(?:yo|y/o|y\.o\.)|[MF])(?![A-Za-z])"
+    ),
+    re.compile(rf"(?:年龄|(?i:age|aged))\s*[:：]?\s*({_OLD})(?![\d.])"),
+]
+
+# --- names --------------------------------------------------------------------------
+
+TITLE_EN = r"(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sister|Nurse|Matron|Rev|Sr)\.?"
+_WORD = r"(?:O'[A-Z][a-z]+|Mc[A-Z][a-z]+|Mac[A-Z][a-z]+|[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*|[A-Z]\.|[A-Z]{2,}(?:[-'][A-Z]+)*)"  # noqa: E501
+_PART = r"(?:bin|binti|bte|van|von|de|der|da|del|la|le|al|el|ter|ap)"
+FULL = rf"{_WORD}(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}"
+EN_TITLE_NAME = re.compile(rf"(?<![A-Za-z]){TITLE_EN}[ \t]+({FULL})")
+EN_LABEL_NAME = re.compile(
+    r"(?:(?i:name|patient(?: name)?|pt|attending|resident|consultant|surgeon|anaesthetist|anesthetist|"  # noqa: E501
+    r"physician|registrar|requesting (?:clinician|physician|doctor)|referring (?:clinician|physician|doctor)|"  # noqa: E501
+    r"reported by|verified by|dictated by|transcribed by|(?:electronically )?signed(?: out)? by|reviewed by|"  # noqa: E501
+    r"seen by|examined by|authori[sz]ed by|discussed with|cc|gp|next of kin|nok|contact person|"
+    r"emergency contact|informant|husband|wife|son|daughter|mother|father|spouse|partner|guardian|carer))"  # noqa: E501
+    rf"[ \t]*[:\-]?[ \t]*(?:{TITLE_EN}[ \t]+)?([A-Z][A-Za-z'\-]+,[ \t]*[A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?|{FULL})"  # noqa: E501
+)
+EN_SUFFIX_NAME = re.compile(
+    rf"({FULL}),?[ \t]+(?:MD|MBBS|MBChB|FRCP\w*|FRCS\w*|FRCR|FRCPath|PhD|RN|DO|NP|PA-C|MRCP|DPhil)(?![A-Za-z])"  # noqa: E501
+)
+EN_RELATION_NAME = re.compile(
+    rf"({FULL})[ \t]*\((?i:husband|wife|son|daughter|mother|father|brother|sister|spouse|partner|"
+    r"friend|carer|caregiver|nok|next of kin|niece|nephew|grandson|granddaughter|guardian|neighbou?r)\)"  # noqa: E501
+)
+EN_CAPS_SEQ = re.compile(
+    rf"(?<![A-Za-z'])(?:{_WORD})(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}(?![A-Za-z])"
+)
+EN_COMMA_NAME = re.compile(
+    r"(?<![A-Za-z])([A-Z]{2,}(?:[-'][A-Z]+)*),[ \t]*([A-Z][a-z]+)(?![A-Za-z])"
+)
+
+ZH_STOP = set(
+    "因于在的是为与和及等男女，、。性年岁入出住院诊术后前行予给经已未无有等同及之来去到从向被把对将也都就还又再"
+)
+
+
+def zh_name_labels(lex: Lexicon) -> re.Pattern[str]:
+    labels = "|".join(
+        re.escape(t)
+        for t in sorted(lex.titles_zh, key=len, reverse=True)
+        if lex.titles_zh[t] in ("role", "relation")
+    )
+    return re.compile(rf"(?:{labels})[\s:：（(，,]*(?:为|是)?[\s:：]*(?=[{HAN}])")
+
+
+def zh_suffix_names(lex: Lexicon) -> re.Pattern[str]:
+    suffixes = "|".join(
+        re.escape(t)
+        for t in sorted(lex.titles_zh, key=len, reverse=True)
+        if lex.titles_zh[t] == "suffix"
+    )
+    surn = (
+        "|".join(sorted(lex.compound_surnames_zh))
+        + "|["
+        + "".join(sorted(lex.surnames_zh | {"于"}))
+        + "]"
+    )
+    return re.compile(rf"((?:{surn})[{HAN}]{{0,2}}?)(?:{suffixes})")
+
+
+# --- addresses ----------------------------------------------------------------------
+
+_ZH_UNIT_NUM = r"(?:\d+|[一二三四五六七八九十百]+)"
+ZH_ADDRESS = re.compile(
+    rf"(?:[{HAN}]{{2,4}}?(?:省|自治区))?"
+    rf"(?:[{HAN}]{{2,4}}?(?:市|自治州|地区|盟))?"
+    rf"(?:[{HAN}]{{1,4}}?(?:区|县|旗))?"
+    rf"(?:[{HAN}]{{2,5}}?(?:镇|乡|街道|村|社区)(?:{_ZH_UNIT_NUM}组)?){{0,2}}"
+    rf"(?:[{HAN}A-Za-z]{{1,6}}?(?:大街|大道|路|街|巷|弄|胡同|里)(?:[东西南北中]段)?(?:{_ZH_UNIT_NUM}(?:弄|号))?)?"
+    rf"(?:[{HAN}]{{2,6}}?(?:小区|花园|公寓|大厦|新村|家园|苑|广场|村委会))?"
+    rf"(?:{_ZH_UNIT_NUM}[-－]?{_ZH_UNIT_NUM}?(?:号楼|号院|栋|幢|座|号))?"
+    rf"(?:{_ZH_UNIT_NUM}(?:单元))?(?:{_ZH_UNIT_NUM}(?:楼|层))?(?:[-－]?\d+(?:室|房|号房|号))?"
+)
+_ZH_ADDR_UNITS = re.compile(
+    r"省|自治区|市|自治州|地区|盟|区|县|旗|镇|乡|街道|村|社区|大街|大道|路|街|巷|弄|胡同|小区|花园|公寓|大厦|新村|家园|"
+    r"号楼|栋|幢|座|单元|室|号"
+)
+ADDRESS_LABEL = re.compile(
+    r"(?:现住址|现居住地|家庭住址|家庭地址|户籍地址|户籍地|通讯地址|联系地址|工作地址|居住地|住址|地址|籍贯|出生地|"
+    r"(?i:home address|address|addr|residence|resides at|lives at|living at))\.?[ \t]*[:：]?[ \t]*"
+    r"([^\s，。；;|](?:[^\n\t，。；;|]|[ ](?! ))*?)(?=\s{2,}|\t|\n|[，。；;|]|$|\s+(?:Tel|Phone|Mobile|电话|手机)|"  # noqa: E501
+    r"\s{1,}[A-Z][a-z]+:)"
+)
+ZIP_LABEL = re.compile(
+    r"(?:邮编|邮政编码|(?i:post ?code|zip(?: code)?))[ \t]*[:：]?[ \t]*([A-Z0-9]{3,4}[ ]?[A-Z0-9]{3,4}|\d{5,6})"  # noqa: E501
+)
+UK_POSTCODE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}(?![A-Za-z0-9])")
+US_STATE_ZIP = re.compile(r"(?<=[ ,])[A-Z]{2}[ ]\d{5}(?:-\d{4})?(?!\d)")
+_EN_STREET = (
+    r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Close|"
+    r"Crescent|Highway|Hwy|Parkway|Square|Row|Gardens|Walk|Hill|Grove|Mews)"
+)
+EN_ADDRESS = re.compile(
+    r"(?:(?:Flat|Apt|Apartment|Unit|Suite|Room|Rm|Floor)\.?[ \t]*[\w\-]+,?[ \t]*)?"
+    r"(?:(?:Block|Blk|Bldg|Building|Tower)\.?[ \t]*[\w\-]+,?[ \t]*)?"
+    rf"(?:No\.?[ \t]*)?\d{{1,5}}[A-Za-z]?,?[ \t]+(?:[A-Z][a-z']+[ \t]+){{1,3}}{_EN_STREET}\.?(?![A-Za-z])"  # noqa: E501
+    r"(?:,?[ \t]*(?:[A-Z][a-z']+[ \t]+){0,2}(?:District|County|Province|City|Town|Village|Township|Borough))*"  # noqa: E501
+)
+EN_AREA = re.compile(
+    r"(?<![A-Za-z])(?:[A-Z][a-z']+[ \t]+){1,2}(?:District|County|Township|Borough|Village)(?![A-Za-z])"  # noqa: E501
+)
+
+# --- organisations ------------------------------------------------------------------
+
+ZH_ORG = re.compile(
+    rf"[{HAN}A-Za-z0-9]{{2,12}}?(?:有限责任公司|有限公司|股份公司|集团|公司|工厂|中学|小学|大学|学院|幼儿园|银行|研究所|研究院|事务所|合作社)"
+)
+ZH_ORG_LABEL = re.compile(
+    rf"(?:工作单位|单位|就职于|任职于|工作于|供职于|就读于|在读学校|学校)[\s:：]*([{HAN}A-Za-z0-9（）()]{{2,30}})"
+)
+EN_ORG = re.compile(
+    r"(?<![A-Za-z])(?:[A-Z][\w&'\-]*[ \t]+){1,5}(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|"  # noqa: E501
+    r"Group|School|Academy|University|College|Bank|Factory|Industries|Technologies|Holdings|Council)(?![A-Za-z])\.?"
+)
+EN_ORG_CONTEXT = re.compile(
+    r"(?i:works?|worked|working|employed|employee|teacher|teaches|student|studies|studying|job|retired)"
+    r"[ \t]+(?:[a-z]+[ \t]+){0,3}(?i:at|for|with|by|from)[ \t]+((?:the[ \t]+)?(?:[A-Z][\w&'\-]*[ \t]*){1,6})"  # noqa: E501
+    r"|(?i:employer|workplace|school|company)[ \t]*:[ \t]*([A-Z][^\n\t,;]{1,60}?)(?=\s{2,}|\t|\n|[,;.]|$)"  # noqa: E501
+)
+HOSPITAL_AFTER = re.compile(
+    rf"[{HAN}]{{0,10}}(?:医院|卫生院|诊所|中心医院)|[A-Za-z ]{{0,30}}(?:Hospital|Medical Cent)"
+)
+
+# --- clinical shapes that are never identifiers -------------------------------------
+
+TNM = re.compile(
+    r"(?<![A-Za-z])(?:yp|c|p|r|yc)?T[0-4xXis][a-d]?\s?N[0-3xX][a-c]?\s?M[01xX][a-c]?(?![A-Za-z0-9])"
+)
+
+
+def cn_id_valid(number: str) -> bool:
+    """ISO 7064 MOD 11-2 check of an 18-character resident ID number."""
+    digits = re.sub(r"[\s-]", "", number)
+    if len(digits) != 18 or not digits[:17].isdigit():
+        return False
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    total = sum(int(d) * w for d, w in zip(digits[:17], weights, strict=True))
+    return "10X98765432"[total % 11] == digits[17].upper()
+
+
+def _groups(pattern: re.Pattern[str], text: str, kind: str, strong: bool = True) -> Iterator[Hit]:
+    for m in pattern.finditer(text):
+        g = next((i for i in range(1, (pattern.groups or 0) + 1) if m.group(i)), 0)
+        s, e = m.span(g)
+        if e > s:
+            yield Hit(s, e, kind, strong)
+
+
+def _date_ok(text: str) -> bool:
+    nums = [int(n) for n in re.findall(r"\d+", text)]
+    return not nums or all(n < 3000 for n in nums)
+
+
+def patterns(text: str) -> list[Hit]:
+    """Numbers, contacts, dates and ages: the pattern-shaped identifier classes."""
+    hits: list[Hit] = []
+    hits += _groups(CN_ID_LOOSE, text, "ID_NUMBER")
+    hits += _groups(CN_ID, text, "ID_NUMBER")
+    hits += _groups(OTHER_IDS, text, "ID_NUMBER")
+    for pattern, kind in LABELLED:
+        for m in pattern.finditer(text):
+            value = m.group(1).rstrip(".-/_ ")
+            if kind == "OTHER" or re.search(r"\d", value):
+                hits.append(Hit(m.start(1), m.start(1) + len(value), kind, True))
+    for m in RECORD_SHAPE.finditer(text):
+        if sum(c.isdigit() for c in m.group()) >= 5 and not TNM.fullmatch(m.group()):
+            hits.append(Hit(m.start(), m.end(), "MRN", True))
+    hits += _groups(LONG_NUMBER, text, "MRN")
+    hits += _groups(PLATE, text, "OTHER")
+    hits += _groups(DICOM_UID, text, "OTHER")
+    hits += _groups(MAC, text, "DEVICE_ID")
+    hits += _groups(EMAIL, text, "EMAIL")
+    hits += _groups(URL, text, "URL")
+    hits += _groups(IPV4, text, "IP")
+    hits += _groups(IPV6, text, "IP")
+    for pattern in PHONES:
+        for m in pattern.finditer(text):
+            if sum(c.isdigit() for c in m.group()) >= 7:
+                hits.append(Hit(m.start(), m.end(), "PHONE", True))
+    for m in PHONE_LABEL.finditer(text):
+        value = m.group(1).rstrip(" -.")
+        hits.append(Hit(m.start(1), m.start(1) + len(value), "PHONE", True))
+    for pattern in DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            if _date_ok(m.group()):
+                end = m.end()
+                while end > m.start() and text[end - 1] in " ,\t":
+                    end -= 1
+                hits.append(Hit(m.start(), end, "DATE", True))
+    for pattern in AGE_PATTERNS:
+        hits += _groups(pattern, text, "AGE")
+    return hits
+
+
+def _trim_to_boundary(text: str, s: int, e: int, boundary: Boundaries | None) -> int:
+    """Move a Chinese match's start to a word boundary (jieba) and past function words."""
+    while s < e and text[s] in "住在于家位居现籍到从往赴至系是的、，：:患者及其和与":
+        s += 1
+    if boundary is not None:
+        t = s
+        while t < e and not boundary(t):
+            t += 1
+        if t < e and (e - t) >= 3:
+            s = t
+    return s
+
+
+def addresses(text: str, boundary: Boundaries | None = None) -> list[Hit]:
+    lex = lexicon()
+    hits: list[Hit] = []
+    if re.search(f"[{HAN}]", text):
+        for m in ZH_ADDRESS.finditer(text):
+            s, e = m.span()
+            if e - s < 4:
+                continue
+            s = _trim_to_boundary(text, s, e, boundary)
+            frag = text[s:e]
+            units = len(_ZH_ADDR_UNITS.findall(frag))
+            has_num = bool(re.search(r"\d", frag))
+            if units >= 2 and (has_num or units >= 3 or any(p in frag for p in lex.places_zh)):
+                if HOSPITAL_AFTER.match(text, e) and not has_num:
+                    continue
+                hits.append(Hit(s, e, "ADDRESS", True))
+        for place in lex.places_zh:
+            for m in re.finditer(re.escape(place), text):
+                if not HOSPITAL_AFTER.match(text, m.end()):
+                    hits.append(Hit(m.start(), m.end(), "ADDRESS", False))
+    for m in ADDRESS_LABEL.finditer(text):
+        value = m.group(1).rstrip(" ,.")
+        if len(value) >= 2:
+            hits.append(Hit(m.start(1), m.start(1) + len(value), "ADDRESS", True))
+    hits += _groups(ZIP_LABEL, text, "ADDRESS")
+    hits += _groups(UK_POSTCODE, text, "ADDRESS")
+    hits += _groups(US_STATE_ZIP, text, "ADDRESS")
+    for m in EN_ADDRESS.finditer(text):
+        e = m.end()
+        # Extend over ", Tianhe District, Guangzhou"-style tails of known places.
+        while True:
+            tail = re.match(r",?[ \t]*((?:[A-Z][a-z']+[ \t]?){1,3})", text[e:])
+            if not tail:
+                break
+            words = tail.group(1).strip()
+            if words in lex.places_en or EN_AREA.fullmatch(words):
+                e += tail.start(1) + len(words)
+            else:
+                break
+        hits.append(Hit(m.start(), e, "ADDRESS", True))
+    hits += _groups(EN_AREA, text, "ADDRESS")
+    for place in lex.places_en:
+        for m in re.finditer(rf"(?<![A-Za-z]){re.escape(place)}(?![A-Za-z])", text):
+            if not HOSPITAL_AFTER.match(text, m.end()):
+                hits.append(Hit(m.start(), m.end(), "ADDRESS", False))
+    return hits
+
+
+def organizations(text: str, boundary: Boundaries | None = None) -> list[Hit]:
+    hits: list[Hit] = []
+    if re.search(f"[{HAN}]", text):
+        for m in ZH_ORG.finditer(text):
+            if HOSPITAL_AFTER.match(text, m.end()):
+                continue
+            s = _trim_to_boundary(text, m.start(), m.end(), boundary)
+            hits.append(Hit(s, m.end(), "ORGANIZATION", True))
+        hits += _groups(ZH_ORG_LABEL, text, "ORGANIZATION")
+    for m in EN_ORG.finditer(text):
+        if not HOSPITAL_AFTER.match(text, m.end()):
+            s = m.start()
+            words = m.group().split()
+            lex = lexicon()
+            while len(words) > 2 and words[0] in lex.english_common:
+                s = text.index(words[1], s + len(words[0]))
+                words = words[1:]
+            hits.append(Hit(s, m.end(), "ORGANIZATION", True))
+    for m in EN_ORG_CONTEXT.finditer(text):
+        g = 1 if m.group(1) else 2
+        value = m.group(g).rstrip(" .")
+        if value.startswith("the "):
+            continue
+        if value and not HOSPITAL_AFTER.match(value + " "):
+            hits.append(Hit(m.start(g), m.start(g) + len(value), "ORGANIZATION", True))
+    return hits
+
+
+_YU_NOT_NAME = set("今昨明近当次本同上下入出术全门院我外该此")
+_FOLLOW = set(
+    "陪同来去在于已的是因为等及和与说签表示要求同意诉称代电手联携一今目现自近术精无未病既入出、，。；：（(）)"
+)
+_TITLE_AFTER = ("主任", "医生", "医师", "护士", "教授", "先生", "女士", "大夫", "院长", "老师")
+
+
+def common_word(word: str) -> bool:
+    """A frequent jieba dictionary word that is not tagged as a person name."""
+    import jieba.posseg
+
+    tag = jieba.posseg.dt.word_tag_tab.get(word)
+    freq = jieba.dt.FREQ.get(word) or 0
+    return tag is not None and not tag.startswith("nr") and freq >= 10
+
+
+def _zh_name_end(text: str, s: int, surname_len: int, boundary: Boundaries | None) -> int:
+    """Where a Chinese name starting at `s` ends: surname + one or two given characters."""
+    n = len(text)
+    g = s + surname_len
+    two = g + 2 <= n and all(
+        "\u4e00" <= c <= "\u9fff" and c not in ZH_STOP for c in text[g : g + 2]
+    )
+    if two:
+        e = g + 2
+        at_edge = e == n or not ("\u4e00" <= text[e] <= "\u9fff")
+        if (
+            at_edge
+            or text[e] in _FOLLOW
+            or text.startswith(_TITLE_AFTER, e)
+            or (boundary is not None and boundary(e) and not boundary(g + 1))
+        ):
+            return e
+    return g + 1
+
+
+def zh_surname_len(text: str, s: int, lex: Lexicon) -> int:
+    if text[s : s + 2] in lex.compound_surnames_zh:
+        return 2
+    return 1 if text[s : s + 1] in lex.surnames_zh else 0
+
+
+_ZH_LABELS: re.Pattern[str] | None = None
+_ZH_SUFFIX: re.Pattern[str] | None = None
+
+
+def names(
+    text: str, boundary: Boundaries | None = None, person_tokens: Iterable[tuple[int, int]] = ()
+) -> list[Hit]:
+    """Person names: labelled, titled, suffixed, relation-marked, and lexicon-backed."""
+    global _ZH_LABELS, _ZH_SUFFIX
+    lex = lexicon()
+    hits: list[Hit] = []
+    if re.search(f"[{HAN}]", text):
+        if _ZH_LABELS is None or _ZH_SUFFIX is None:
+            _ZH_LABELS, _ZH_SUFFIX = zh_name_labels(lex), zh_suffix_names(lex)
+        for m in _ZH_LABELS.finditer(text):
+            s = m.end()
+            sl = zh_surname_len(text, s, lex)
+            if not sl or (text[s] == "于" and text[s + 1 : s + 2] in _YU_NOT_NAME):
+                continue
+            e = _zh_name_end(text, s, sl, boundary)
+            colon = ":" in m.group() or "：" in m.group()
+            if e - s == 2 and not colon and common_word(text[s:e]):
+                continue
+            hits.append(Hit(s, e, "NAME", True))
+        for m in _ZH_SUFFIX.finditer(text):
+            s, e = m.span(1)
+            colon = ":" in m.group() or "：" in m.group()
+            if e - s == 2 and not colon and common_word(text[s:e]):
+                continue
+            hits.append(Hit(s, e, "NAME", True))
+        for s, e in person_tokens:
+            if zh_surname_len(text, s, lex) and 2 <= e - s <= 4:
+                hits.append(Hit(s, e, "NAME", False))
+    for pattern in (EN_TITLE_NAME, EN_LABEL_NAME):
+        for m in pattern.finditer(text):
+            s, e = m.span(1)
+            words = m.group(1).split()
+            # Stop before a word that is clearly not a name ("Dr Smith Oncology").
+            keep = [words[0]]
+            for w in words[1:]:
+                if (
+                    w.strip(",.") in lex.english_common
+                    and w not in lex.surnames_en | lex.pinyin_surnames
+                ):
+                    break
+                keep.append(w)
+            e = s + len(" ".join(keep)) if " ".join(words) == m.group(1) else e
+            if "," in m.group(1) or len(keep) == len(words):
+                e = m.end(1)
+            first = words[0].rstrip(",")
+            if (
+                first in lex.english_common
+                and first not in lex.surnames_en | lex.pinyin_surnames | lex.given_en
+            ):
+                continue
+            hits.append(Hit(s, e, "NAME", True))
+    for pattern in (EN_SUFFIX_NAME, EN_RELATION_NAME):
+        for m in pattern.finditer(text):
+            s, e = m.span(1)
+            words = m.group(1).split()
+            namey = lex.given_en | lex.surnames_en | lex.pinyin_surnames
+            while words and words[0] in lex.english_common and words[0] not in namey:
+                s = text.index(words[1], s + len(words[0])) if len(words) > 1 else e
+                words = words[1:]
+            if words:
+                hits.append(Hit(s, e, "NAME", True))
+    known = lex.surnames_en | lex.pinyin_surnames | lex.given_en
+    for m in EN_COMMA_NAME.finditer(text):
+        if (
+            m.group(1).title() in lex.surnames_en | lex.pinyin_surnames
+            or m.group(2) in lex.given_en
+        ):
+            hits.append(Hit(m.start(), m.end(), "NAME", True))
+    for m in EN_CAPS_SEQ.finditer(text):
+        pos = m.start()
+        run: list[tuple[int, int, bool]] = []
+        runs: list[list[tuple[int, int, bool]]] = []
+        for w in m.group().split():
+            i = text.index(w, pos)
+            pos = i + len(w)
+            bare = w.strip(".")
+            title = bare.title()
+            is_known = title in known or bare in known
+            if (bare in lex.english_common and not is_known) or (
+                title in lex.english_common and not is_known
+            ):
+                runs.append(run)
+                run = []
+                continue
+            run.append((i, pos, is_known))
+        runs.append(run)
+        for run in runs:
+            if len(run) >= 2 and any(k for _, _, k in run):
+                hits.append(Hit(run[0][0], run[-1][1], "NAME", False))
+            elif len(run) == 1 and run[0][2]:
+                w = text[run[0][0] : run[0][1]]
+                t = w.title()
+                if (
+                    len(w) >= 3
+                    and (t in lex.surnames_en or t in lex.given_en)
+                    and t not in lex.english_common
+                ):
+                    hits.append(Hit(run[0][0], run[0][1], "NAME", False))
+    return hits
+
+
+def propagate(text: str, found: Iterable[Hit]) -> list[Hit]:
+    """Every other occurrence of a name already found in the note."""
+    lex = lexicon()
+    strings: set[str] = set()
+    for h in found:
+        if h.type != "NAME":
+            continue
+        value = text[h.start : h.end]
+        if re.search(f"[{HAN}]", value):
+            if len(value) >= 2:
+                strings.add(value)
+        else:
+            for part in re.split(r"[\s,]+", value):
+                p = part.strip(".")
+                if (
+                    len(p) >= 3
+                    and p.title() not in lex.english_common
+                    and p.lower() not in lex.eponyms_lower
+                ):
+                    strings.add(p)
+    hits: list[Hit] = []
+    for value in strings:
+        if value.isascii():
+            rx = re.compile(rf"(?<![A-Za-z]){re.escape(value)}(?![A-Za-z])", re.IGNORECASE)
+        else:
+            rx = re.compile(re.escape(value))
+        hits += (Hit(m.start(), m.end(), "NAME", False) for m in rx.finditer(text))
+    return hits
