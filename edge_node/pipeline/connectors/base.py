@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -124,3 +124,13 @@ def open_connector(name: str, spec: Mapping[str, Any], base_dir: Path) -> Connec
     from edge_node.pipeline.connectors.hl7v2 import Hl7Connector
 
     return Hl7Connector(name, base_dir / spec["path"], encoding=spec.get("encoding", "auto"))
+
+
+def first_rows(batches: Iterable[SourceBatch], n: int) -> list[SourceRow]:
+    """The first `n` rows of a read: what `sample` returns for file sources."""
+    rows: list[SourceRow] = []
+    for batch in batches:
+        rows += batch.rows
+        if len(rows) >= n:
+            break
+    return rows[:n]

@@ -30,7 +30,7 @@ from edge_node.pipeline.connectors._encoding import (
     detect_encoding,
 )
 from edge_node.pipeline.connectors._files import list_files
-from edge_node.pipeline.connectors.base import SourceMissing
+from edge_node.pipeline.connectors.base import SourceMissing, first_rows
 from edge_node.pipeline.records import RawReject, SourceBatch, SourceRow
 from shared_cdm.errors import InvalidInput
 
@@ -372,12 +372,7 @@ class CsvConnector:
             yield batch
 
     def sample(self, table: str, n: int = 1000) -> list[SourceRow]:
-        rows: list[SourceRow] = []
-        for batch in self._scan(table, key=None, watermark=None, batch_size=n):
-            rows += batch.rows
-            if len(rows) >= n:
-                break
-        return rows[:n]
+        return first_rows(self._scan(table, key=None, watermark=None, batch_size=n), n)
 
     def close(self) -> None:
         return None

@@ -31,7 +31,7 @@ from edge_node.pipeline.connectors._files import (
     read_files,
     read_files_where,
 )
-from edge_node.pipeline.connectors.base import SourceMissing
+from edge_node.pipeline.connectors.base import SourceMissing, first_rows
 from edge_node.pipeline.records import RawReject, SourceBatch, SourceRow
 
 SUFFIXES = (".json", ".ndjson")
@@ -679,12 +679,7 @@ class FhirConnector:
         return read_files_where(files, units, column, {str(v) for v in values}, batch_size)
 
     def sample(self, table: str, n: int = 1000) -> list[SourceRow]:
-        rows: list[SourceRow] = []
-        for batch in self.read(table, key=None, watermark=None, batch_size=n):
-            rows += batch.rows
-            if len(rows) >= n:
-                break
-        return rows[:n]
+        return first_rows(self.read(table, key=None, watermark=None, batch_size=n), n)
 
     def close(self) -> None:
         self._scans.clear()
