@@ -141,6 +141,17 @@ class TableMapping(BaseModel):
     def _names(cls, value: Any) -> Any:
         return _text_of_number(value)
 
+    @field_validator("watermark")
+    @classmethod
+    def _no_watermark_column_yet(cls, value: str | None) -> str | None:
+        # Accepting it silently would let an operator believe edited rows are re-read.
+        if value is not None:
+            raise ValueError(
+                "reading by a watermark column is not supported yet: remove `watermark` "
+                "(tables are read in `key` order; `oncofed-edge sync --full` re-reads all)"
+            )
+        return value
+
     @field_validator("fields", mode="before")
     @classmethod
     def _bare_columns(cls, value: Any) -> Any:

@@ -198,6 +198,10 @@ def test_fingerprint_follows_content_not_layout() -> None:
             "  - {source: emr, table: t, target: patient, key: id}\n",
             r"tables\[1\] \(emr\.t -> patient\) is mapped twice",
         ),
+        (
+            "  - {source: emr, table: t, target: patient, key: id, watermark: updated_at}\n",
+            r"watermark: .*reading by a watermark column is not supported yet",
+        ),
     ],
 )
 def test_errors_name_the_file_the_table_entry_and_the_field(tables: str, message: str) -> None:
