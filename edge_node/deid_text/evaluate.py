@@ -22,7 +22,7 @@ from edge_node.deid_text.core import detect
 from edge_node.deid_text.lexicon import lexicon
 
 DEVSET_DIR = Path(__file__).with_name("devset")
-SPLITS = ("dev", "heldout")
+SPLITS = ("dev", "heldout", "independent")
 
 
 @dataclass
@@ -69,6 +69,8 @@ def load(path: Path) -> list[dict[str, Any]]:
 def split_path(split: str) -> Path:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    if split == "independent":  # hand-written set, built from its own sources
+        return DEVSET_DIR / "independent" / "independent.jsonl"
     return DEVSET_DIR / f"{split}.jsonl"
 
 
