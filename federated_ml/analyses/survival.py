@@ -170,7 +170,14 @@ class KaplanMeierAnalysis:
             bad = {int(i) for p in payloads.values() for i in p.get("invalid_bins", [])}
             if not bad:
                 return self._finish_grid(spec, payloads)
-            edges = merge_bins([float(e) for e in next(iter(payloads.values()))["edges"]], bad)
+            old = [float(e) for e in next(iter(payloads.values()))["edges"]]
+            edges = merge_bins(old, bad)
+            if edges == old:  # one bin already: no coarser grid can pass the cell rule
+                refused = sorted(s for s, p in payloads.items() if p.get("invalid_bins"))
+                raise InvalidInput(
+                    "a group has too few patients for the minimum cell size even as one "
+                    f"time bin at {', '.join(refused)}; use fewer groups or more patients"
+                )
             return NextRound(params={"phase": "grid", "edges": edges}, state={"stage": "grid"})
         raise InvalidInput(f"unknown {self.name} stage {stage!r}")
 

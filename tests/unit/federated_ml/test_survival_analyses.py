@@ -104,3 +104,24 @@ def test_exact_mode_refuses_two_sites() -> None:
 def test_logrank_needs_a_group() -> None:
     with pytest.raises(InvalidInput, match="group"):
         Consortium(gbsg2_sites()).run({"analysis": "logrank", "time": "time", "event": "cens"})
+
+
+def test_grid_km_with_a_group_too_small_for_one_bin_fails_naming_the_site() -> None:
+    d = load_gbsg2()
+    sites = {f"s{k}": g for k, g in d.groupby(d.index % 3)}
+    tiny = sites["s1"]
+    # s1 holds three censored patients of one grade: no grid can release them
+    sites["s1"] = pd.concat([tiny[tiny["tgrade"] != "I"], tiny[tiny["tgrade"] == "I"].head(3)])
+    sites["s1"].loc[sites["s1"]["tgrade"] == "I", "cens"] = 0
+    cons = Consortium(sites, min_cell_size=5)
+    with pytest.raises(InvalidInput, match=r"even as one time bin at s1;"):
+        cons.run(
+            {
+                "analysis": "kaplan_meier",
+                "time": "time",
+                "event": "cens",
+                "group": "tgrade",
+                "time_grid_days": 90,
+            }
+        )
+    assert cons.rounds < 40  # it stops as soon as the grid is one bin, not by a round cap
