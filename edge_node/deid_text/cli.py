@@ -81,7 +81,14 @@ def deid_eval(
     file: Annotated[
         Path | None, typer.Option(help="Score another annotated JSONL file instead.")
     ] = None,
-    show_leaks: Annotated[int, typer.Option(help="How many missed spans to list.")] = 20,
+    show_leaks: Annotated[
+        int,
+        typer.Option(
+            "--show-leaks",
+            "--show-misses",
+            help="How many missed spans (and clinical terms lost) to list, with context.",
+        ),
+    ] = 20,
 ) -> None:
     """Score the de-identifier: entity recall, character precision, leaks, clinical terms lost."""
     try:
@@ -98,7 +105,7 @@ def deid_eval(
     typer.echo(f"clinical terms lost: {s['clinical_terms_lost']} of {s['clinical_terms']}")
     typer.echo("recall by type: " + json.dumps(s["recall_by_type"]))
     for leak in report.leaks[:show_leaks]:
-        typer.echo(f"  leak {leak['id']} {leak['type']}: {leak['text']!r}")
+        typer.echo(f"  leak {leak['id']} {leak['type']}: {leak['text']!r}  in {leak['context']!r}")
     for lost in report.clinical_lost[:show_leaks]:
         typer.echo(f"  lost {lost['id']}: {lost['text']!r}")
 

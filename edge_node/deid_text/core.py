@@ -69,12 +69,12 @@ def detect(text: str, lang: str | None = None) -> list[tuple[int, int, str]]:
     """Identifier spans (start, end, type) in `text`, sorted and non-overlapping."""
     if not text:
         return []
-    nlp = pipeline.build(lang if lang in ("zh", "en") else guess_lang(text))
+    run = pipeline.runner(lang if lang in ("zh", "en") else guess_lang(text))
     if len(text) <= CHUNK_CHARS:
-        return list(nlp(text)._.phi)
+        return list(run(text)._.phi)
     hits: list[pipeline.Hit] = []
     for offset, piece in _chunks(text):
-        for s, e, t in nlp(piece)._.phi:
+        for s, e, t in run(piece)._.phi:
             hits.append(pipeline.Hit(s + offset, e + offset, t, True))
     return pipeline.resolve(text, hits)
 

@@ -94,7 +94,14 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
                 rep.found_spans += 1
             else:
                 rep.missed_by_type[g["type"]] += 1
-                rep.leaks.append({"id": rec["id"], "type": g["type"], "text": text[s:e]})
+                rep.leaks.append(
+                    {
+                        "id": rec["id"],
+                        "type": g["type"],
+                        "text": text[s:e],
+                        "context": text[max(0, s - 30) : e + 30],
+                    }
+                )
         for s, e, _ in pred:
             rep.predicted_chars += e - s
             rep.correct_chars += sum(gold[s:e])

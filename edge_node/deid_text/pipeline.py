@@ -1,23 +1,27 @@
 """The spaCy pipeline: rule components registered as `onco_deid_*` factories.
 
-Built on `spacy.blank("en")` or `spacy.blank("zh")` with jieba segmentation, so
-nothing is downloaded. Components write `Hit`s to `doc._.phi_hits`; the last one
+Built on `spacy.blank("en")` or `spacy.blank("zh")` with our own registered
+tokenizer (`onco_deid_tokenizer.v1`: whitespace for English, jieba for Chinese), so
+nothing is downloaded. Components add `Hit`s to `doc.user_data["onco_deid_hits"]`; the last one
 (`onco_deid_resolve`) applies the clinical keep-list and merges overlaps into
 `doc._.phi` as (start, end, type) character offsets into `doc.text`.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 from edge_node.deid_text import rules
-from edge_node.deid_text.lexicon import lexicon
-from edge_node.deid_text.rules import HAN, Hit
+from edge_node.deid_text.lexicon import ascii_lower, clinical_terms, lexicon
+from edge_node.deid_text.rules import Hit
 
 Span3 = tuple[int, int, str]
 COMPONENTS = (
@@ -28,70 +32,144 @@ COMPONENTS = (
     "onco_deid_resolve",
 )
 
-if not Doc.has_extension("phi_hits"):
-    Doc.set_extension("phi_hits", default=None)
 if not Doc.has_extension("phi"):
     Doc.set_extension("phi", default=None)
 
 
+_WORDS = re.compile(r"\S+|\s+")
+_PERSON_TAGS = ("nr", "nrfg", "nrt")
+
+
+def jieba_words(text: str) -> list[str]:
+    import jieba
+
+    words: list[str] = jieba.lcut(text)
+    return words
+
+
+@lru_cache(maxsize=65536)
+def person_tag(word: str) -> str:
+    """The tag "nr" for a word jieba's dictionary tags as a person name, or for a word of
+    two to four Chinese characters it does not know (its HMM found it: mostly names).
+
+    jieba's own part-of-speech pass (jieba.posseg) tags in context but is five times
+    slower than segmentation; the name rules check the surname either way.
+    """
+    import jieba.posseg
+
+    if len(word) >= 2 and (word[-1] in _NOT_NAME_END or word in lexicon().titles_zh):
+        return ""  # a role or a unit, even where jieba's dictionary says "nr": 麻醉师
+    tag = jieba.posseg.dt.word_tag_tab.get(word)
+    if tag is not None:
+        return tag if tag.startswith("nr") else ""
+    if 2 <= len(word) <= 4 and all("\u4e00" <= c <= "\u9fff" for c in word):
+        return "nr"
+    return ""
+
+
+_NOT_NAME_END = set("师医士员者科室院区部")
+
+
+class FastTokenizer:
+    """Whitespace tokens for English; for Chinese, jieba words tagged "nr" when they
+    may be a person's name (`person_tag`).
+
+    spaCy's rule tokenizer was the slowest step for English and the detectors
+    work on the text, not on tokens; jieba now segments each Chinese note once
+    (it ran a second, part-of-speech pass before, five times slower).
+    """
+
+    def __init__(self, vocab: Vocab, lang: str) -> None:
+        self.vocab = vocab
+        self.lang = lang
+
+    def __call__(self, text: str) -> Doc:
+        tags: list[str] | None = None
+        if self.lang == "zh" and rules.has_han(text):
+            words = jieba_words(text)
+            tags = [person_tag(w) for w in words]
+            spaces = [False] * len(words)
+        else:
+            words, spaces = [], []
+            for w in _WORDS.findall(text):
+                if w == " " and words and not spaces[-1] and not words[-1].isspace():
+                    spaces[-1] = True
+                else:
+                    words.append(w)
+                    spaces.append(False)
+        doc = Doc(self.vocab, words=words, spaces=spaces, tags=tags) if words else Doc(self.vocab)
+        # spaCy rebuilds doc.text from the tokens on every access; keep the input.
+        doc.user_data["onco_deid_text"] = text
+        return doc
+
+
+@spacy.registry.tokenizers("onco_deid_tokenizer.v1")
+def create_tokenizer() -> Callable[[Language], FastTokenizer]:
+    def make(nlp: Language) -> FastTokenizer:
+        return FastTokenizer(nlp.vocab, nlp.lang or "en")
+
+    return make
+
+
 def _text(doc: Doc) -> str:
-    """`doc.text`, built once per doc (spaCy rebuilds it from the tokens on every access)."""
     if "onco_deid_text" not in doc.user_data:
         doc.user_data["onco_deid_text"] = doc.text
     text: str = doc.user_data["onco_deid_text"]
     return text
 
 
+def _low(doc: Doc) -> str:
+    """The text with ASCII letters lower-cased (same offsets), for case-blind label scans."""
+    if "onco_deid_low" not in doc.user_data:
+        doc.user_data["onco_deid_low"] = ascii_lower(_text(doc))
+    low: str = doc.user_data["onco_deid_low"]
+    return low
+
+
 def _hits(doc: Doc) -> list[Hit]:
-    if doc._.phi_hits is None:
-        doc._.phi_hits = []
-    hits: list[Hit] = doc._.phi_hits
+    # Kept in user_data: the `doc._` extension look-up is slow for a hot path.
+    hits: list[Hit] = doc.user_data.setdefault("onco_deid_hits", [])
     return hits
 
 
 def _boundary(doc: Doc) -> rules.Boundaries | None:
     if doc.lang_ != "zh":
         return None
-    starts = {t.idx for t in doc} | {len(_text(doc))}
+    starts = set(doc.to_array("IDX").tolist()) | {len(_text(doc))}
     return starts.__contains__
+
+
+def _person_tokens(doc: Doc) -> list[tuple[int, int]]:
+    """Token spans tagged as possible person names (nr, nrfg, nrt; see `person_tag`)."""
+    if doc.lang_ != "zh" or not len(doc):
+        return []
+    wanted = {doc.vocab.strings[t] for t in _PERSON_TAGS}
+    arr = doc.to_array(["IDX", "TAG"]).tolist()
+    ends = [idx for idx, _ in arr[1:]] + [len(_text(doc))]
+    return [(idx, end) for (idx, tag), end in zip(arr, ends, strict=True) if tag in wanted]
 
 
 @Language.component("onco_deid_patterns")
 def patterns_component(doc: Doc) -> Doc:
-    _hits(doc).extend(rules.patterns(_text(doc)))
+    _hits(doc).extend(rules.patterns(_text(doc), _low(doc)))
     return doc
 
 
 @Language.component("onco_deid_addresses")
 def addresses_component(doc: Doc) -> Doc:
-    _hits(doc).extend(rules.addresses(_text(doc), _boundary(doc)))
+    _hits(doc).extend(rules.addresses(_text(doc), _boundary(doc), _low(doc)))
     return doc
 
 
 @Language.component("onco_deid_organizations")
 def organizations_component(doc: Doc) -> Doc:
-    _hits(doc).extend(rules.organizations(_text(doc), _boundary(doc)))
+    _hits(doc).extend(rules.organizations(_text(doc), _boundary(doc), _low(doc)))
     return doc
-
-
-def _person_tokens(text: str) -> list[tuple[int, int]]:
-    """Spans jieba's part-of-speech tagger calls person names (nr, nrfg, nrt)."""
-    import jieba.posseg
-
-    out: list[tuple[int, int]] = []
-    pos = 0
-    for word, flag in jieba.posseg.cut(text):
-        if flag.startswith("nr"):
-            out.append((pos, pos + len(word)))
-        pos += len(word)
-    return out
 
 
 @Language.component("onco_deid_names")
 def names_component(doc: Doc) -> Doc:
-    text = _text(doc)
-    people = _person_tokens(text) if re.search(f"[{HAN}]", text) else []
-    _hits(doc).extend(rules.names(text, _boundary(doc), people))
+    _hits(doc).extend(rules.names(_text(doc), _boundary(doc), _person_tokens(doc), _low(doc)))
     return doc
 
 
@@ -104,58 +182,65 @@ def resolve_component(doc: Doc) -> Doc:
 _FILTERABLE = frozenset({"NAME", "ADDRESS", "ORGANIZATION", "MRN", "OTHER"})
 
 
-def keep_filter(text: str, hits: list[Hit]) -> list[Hit]:
+# After an eponym, a word that makes it the name of a disease, not of a person.
+_DISEASE_AFTER = re.compile(
+    r"(?:'s)?[ \t\-]*(?i:tumou?r|lymphoma|syndrome|disease|sarcoma|node|sign|phenomenon|"
+    r"reaction|cell|cells|procedure|operation|classification|score|ulcer|triad|"
+    r"瘤|淋巴瘤|肉瘤|综合征|病|征)"
+)
+
+
+def protected_terms(text: str, low: str) -> list[tuple[int, int, str]]:
+    """Clinical terms and TNM strings in the note, sorted: what the keep-list guards."""
+    found = set(clinical_terms(low))
+    found.update((s, e, "staging") for s, e in rules.tnm_spans(text))
+    return sorted(found)
+
+
+def keep_filter(
+    text: str, hits: list[Hit], protected: list[tuple[int, int, str]] | None = None
+) -> list[Hit]:
     """Drop hits that would remove clinical content (drugs, markers, eponyms, TNM)."""
-    lex = lexicon()
-    # Clinical terms are looked for only around the hits that may be dropped: one
-    # pass of the big alternation over the whole note is the slowest step otherwise.
-    found: set[tuple[int, int, str]] = set()
-    for h in hits:
-        if h.type not in _FILTERABLE:
-            continue
-        lo, hi = max(0, h.start - 40), min(len(text), h.end + 40)
-        for m in lex.clinical_re.finditer(text, lo, hi):
-            if m.end() > h.start and m.start() < h.end:
-                found.add((m.start(), m.end(), lex.clinical.get(m.group(), "clinical")))
-        for m in rules.TNM.finditer(text, lo, hi):
-            if m.end() > h.start and m.start() < h.end:
-                found.add((m.start(), m.end(), "staging"))
-    protected = list(found)
+    if not hits:
+        return hits
+    if protected is None:
+        protected = protected_terms(text, ascii_lower(text))
     if not protected:
         return hits
-    protected.sort()
     starts = [p[0] for p in protected]
-    import bisect
-
+    longest = max(p[1] - p[0] for p in protected)
     out: list[Hit] = []
     for h in hits:
-        i = bisect.bisect_left(starts, h.end)
-        overlapping = [p for p in protected[max(0, i - 50) : i] if p[1] > h.start and p[0] < h.end]
-        if not overlapping:
+        if h.type not in _FILTERABLE:
             out.append(h)
             continue
-        if h.type not in _FILTERABLE:
+        # Only terms starting less than `longest` before the hit can reach into it.
+        lo = bisect.bisect_left(starts, h.start - longest)
+        hi = bisect.bisect_left(starts, h.end, lo)
+        overlapping = [p for p in protected[lo:hi] if p[1] > h.start]
+        if not overlapping:
             out.append(h)
             continue
         if not h.strong:
             continue
         # A strong hit is dropped only when it *is* the clinical word (or inside it):
         # "Dr. Wilson" stays a name, "主治医师" or "信迪利单抗" is not one.
-        if any(p[0] <= h.start and h.end <= p[1] and p[2] != "eponym" for p in overlapping):
+        inside = [p for p in overlapping if p[0] <= h.start and h.end <= p[1]]
+        if any(p[2] != "eponym" for p in inside):
             continue
-        if (
-            any(p[0] <= h.start and h.end <= p[1] and p[2] == "eponym" for p in overlapping)
-            and h.type != "NAME"
-        ):
+        if inside and h.type != "NAME":
             continue
+        if any(p[2] == "eponym" and _DISEASE_AFTER.match(text, p[1]) for p in inside):
+            continue  # "Patient Hodgkin lymphoma", "Re: Pancoast tumour": the disease
         out.append(h)
     return out
 
 
 def resolve(text: str, hits: list[Hit]) -> list[Span3]:
     """Keep-list, name propagation, then overlapping hits merged into one span."""
-    hits = keep_filter(text, hits)
-    hits = hits + keep_filter(text, rules.propagate(text, hits))
+    protected = protected_terms(text, ascii_lower(text))
+    hits = keep_filter(text, hits, protected)
+    hits = hits + keep_filter(text, rules.propagate(text, hits), protected)
     hits.sort(key=lambda h: (h.start, -h.end))
     merged: list[tuple[int, int, str, int]] = []
     priority = {"ID_NUMBER": 9, "PHONE": 8, "EMAIL": 8, "URL": 8, "IP": 8, "MRN": 7, "DATE": 6}
@@ -180,11 +265,29 @@ def resolve(text: str, hits: list[Hit]) -> list[Span3]:
 @lru_cache(maxsize=2)
 def build(lang: str) -> Language:
     """The de-identification pipeline for "en" or "zh" (blank, jieba-segmented)."""
-    if lang == "zh":
-        nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
-    else:
-        nlp = spacy.blank("en")
+    tokenizer = {"nlp": {"tokenizer": {"@tokenizers": "onco_deid_tokenizer.v1"}}}
+    nlp = spacy.blank("zh" if lang == "zh" else "en", config=tokenizer)
     nlp.max_length = 10**8
     for name in COMPONENTS:
         nlp.add_pipe(name)
     return nlp
+
+
+@lru_cache(maxsize=2)
+def runner(lang: str) -> Callable[[str], Doc]:
+    """`build(lang)` as a function of the text: its tokenizer, then each component.
+
+    The same steps as `nlp(text)` without `Language.__call__`'s per-document
+    bookkeeping, which costs about a tenth of the time on short English notes.
+    """
+    nlp = build(lang)
+    steps = [proc for _, proc in nlp.pipeline]
+    make_doc = nlp.make_doc
+
+    def run(text: str) -> Doc:
+        doc = make_doc(text)
+        for proc in steps:
+            doc = proc(doc)
+        return doc
+
+    return run

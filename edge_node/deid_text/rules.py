@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from typing import NamedTuple
 
-from edge_node.deid_text.lexicon import Lexicon, lexicon
+from edge_node.deid_text.lexicon import Lexicon, ascii_lower, lexicon, trie_pattern
 
 
 class Hit(NamedTuple):
@@ -53,7 +54,8 @@ MRN_LABELS = (
     r"住院号|住院号码|门诊号|门诊号码|急诊号|病案号|病历号|病理号|冰冻号|会诊号|检查号|登记号|标本号|影像号|"
     r"放射号|超声号|检验号|条码号|条形码|就诊号|就诊卡号|诊疗卡号|卡号|ID号|病人ID|患者ID|病人编号|患者编号|"
     r"档案号|流水号|申请单号|送检号|入院号|床旁号|"
-    r"(?i:MRN|Medical Record(?: No\.?| Number| #)?|Hospital (?:No\.?|Number|ID)|Patient ID|Pt ID|"
+    r"(?i:MRN|MR ?#|MR No\.?|MR Number|Medical Record(?: No\.?| Number| #)?|"
+    r"Hospital (?:No\.?|Number|ID)|Patient ID|Pt ID|"
     r"Encounter(?: No\.?| Number| ID)?|Admission (?:No\.?|Number|ID)|Visit (?:No\.?|Number|ID)|"
     r"Accession(?: No\.?| Number| #)?|Acc(?:ession)?\.? ?(?:#|No\.?)|Specimen (?:No\.?|ID|Number)|"
     r"Lab(?:oratory)? (?:No\.?|ID|Number)|Case (?:No\.?|Number)|Study ID|Record (?:No\.?|Number)|"
@@ -117,11 +119,14 @@ PHONES = [
     # North American: (617) 555-0134, 617-555-0134, 617.555.0134
     re.compile(r"(?<![\d])(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}(?!\d)"),
 ]
-PHONE_LABEL = re.compile(
-    r"(?:联系电话|电话号码|电话|手机号码|手机号|手机|座机|固话|传真|联系方式|"
+ANY_PHONE = re.compile("|".join(f"(?:{p.pattern})" for p in PHONES))
+PHONE_LABELS = (
+    r"联系电话|电话号码|电话|手机号码|手机号|手机|座机|固话|传真|联系方式|"
     r"(?i:Tel(?:ephone)?|Phone|Ph|Mobile|Mob|Cell|Fax|Contact (?:number|no\.?)|"
-    r"reached on|reachable on|call(?:ed)? on|pager|bleep))\.?[ \t]*[:：#]?[ \t]*"
-    r"(\+?[\d(（][\d \t\-()（）.]{5,}\d)"
+    r"reached on|reachable on|call(?:ed)? on|pager|bleep)"
+)
+PHONE_LABEL = re.compile(
+    rf"(?:{PHONE_LABELS})\.?[ \t]*[:：#]?[ \t]*(\+?[\d(（][\d \t\-()（）.]{{5,}}\d)"
 )
 
 # --- dates ------------------------------------------------------------------------
@@ -150,8 +155,8 @@ DATE_PATTERNS = [
     re.compile(rf"(?<![\w]){DAY}(?:\s+of)?[\s\-/]+{MON},?[\s\-/]+(?:{Y4}|'?\d{{2}})(?!\d){TIME}"),
     re.compile(rf"(?<![\w]){MON}\s+{DAY},?\s+{Y4}(?!\d){TIME}"),
     re.compile(rf"(?<![\w]){MON}\s+{DAY}(?![\d\w]){TIME}"),
-    re.compile(rf"(?<![\w\d]){DAY}\s+{MON}(?![\w]){TIME}"),
-    re.compile(rf"(?<![\w]){MON},?\s+{Y4}(?!\d)"),
+    re.compile(rf"(?<![\w\d]){DAY}(?:\s+of)?\s+{MON}(?![\w]){TIME}"),
+    re.compile(rf"(?<![\w]){MON},?[\s\-/]+{Y4}(?!\d)"),
     re.compile(
         rf"(?<![\d.]){Y4}\s*[-/.]\s*(?:0?[1-9]|1[0-2])\s*[-/.]\s*(?:0?[1-9]|[12]\d|3[01])(?![\d]){TIME}"
     ),
@@ -166,6 +171,10 @@ DATE_PATTERNS = [
     re.compile(rf"[{_ZH_NUM}]{{4}}年[{_ZH_NUM}]{{1,2}}月(?:[{_ZH_NUM}]{{1,3}}[日号])?"),
 ]
 
+# One alternation per family, longest forms first: one scan instead of five.
+MONTH_DATES = re.compile("|".join(f"(?:{p.pattern})" for p in DATE_PATTERNS[:5]))
+NUMERIC_DATES = re.compile("|".join(f"(?:{p.pattern})" for p in DATE_PATTERNS[5:10]))
+
 # --- ages over 89 -----------------------------------------------------------------
 
 _OLD = r"(?:9\d|1[0-4]\d)"
@@ -175,30 +184,54 @@ AGE_PATTERNS = [
     re.compile(
         rf"(?<![\d.]){_OLD}(?:\s*-?\s*(?i:years?|yrs?|y)\s*-?\s*(?i:old)|-?(?:yo|y/o|y\.o\.)|[MF])(?![A-Za-z])"
     ),
-    re.compile(rf"(?:年龄|(?i:age|aged))\s*[:：]?\s*({_OLD})(?![\d.])"),
+    # spaced and hyphenated English forms: "91 yo", "97 y.o.", "93 yrs", "aged 95"
+    re.compile(rf"(?<![\d.]){_OLD}[ \t]*-?[ \t]*(?i:yo|y/o|y\.o\.?|yrs?|years?)(?![A-Za-z])"),
 ]
+# Ages written in words: "a ninety-two-year-old", "aged ninety five", "one hundred years"
+_SPELLED_OLD = (
+    r"(?:ninety|one hundred|a hundred|hundred)(?:[ \-](?:and[ \-])?(?:one|two|three|four|five|"
+    r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|"
+    r"eighteen|nineteen|twenty|thirty|forty))?"
+)
+SPELLED_AGE = re.compile(
+    rf"(?<![A-Za-z])(?i:{_SPELLED_OLD})[ \-]*(?i:years?|yrs?)(?:[ \-]*(?i:old))?(?![A-Za-z])"
+    rf"|(?<![A-Za-z])(?i:aged?)[ \t]*[:：]?[ \t]*((?i:{_SPELLED_OLD}))(?![A-Za-z])"
+)
+AGE_LABELS = r"年龄|(?i:age|aged)"
+AGE_LABEL = re.compile(rf"(?:{AGE_LABELS})\s*[:：]?\s*({_OLD})(?!\d|\.\d)")
 
 # --- names --------------------------------------------------------------------------
 
 TITLE_EN = r"(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sister|Nurse|Matron|Rev|Sr)\.?"
-_WORD = r"(?:O'[A-Z][a-z]+|Mc[A-Z][a-z]+|Mac[A-Z][a-z]+|[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*|[A-Z]\.|[A-Z]{2,}(?:[-'][A-Z]+)*)"  # noqa: E501
+_WORD = r"(?:[A-Z]'[A-Z][a-z]+|Mc[A-Z][a-z]+|Mac[A-Z][a-z]+|[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*|[A-Z]\.|[A-Z]{2,}(?:[-'][A-Z]+)*)"  # noqa: E501
 _PART = r"(?:bin|binti|bte|van|von|de|der|da|del|la|le|al|el|ter|ap)"
 FULL = rf"{_WORD}(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}"
-EN_TITLE_NAME = re.compile(rf"(?<![A-Za-z]){TITLE_EN}[ \t]+({FULL})")
-EN_LABEL_NAME = re.compile(
-    r"(?:(?i:name|patient(?: name)?|pt|attending|resident|consultant|surgeon|anaesthetist|anesthetist|"  # noqa: E501
+# "Dr van der Berg": a title may be followed by lower-case particles of a surname.
+EN_TITLE_NAME = re.compile(rf"(?<![A-Za-z]){TITLE_EN}[ \t]+((?:{_PART}[ \t]+){{0,2}}{FULL})")
+NAME_LABELS = (
+    r"(?i:name|patient(?: name)?|pt|re:|regarding:|subject:|attending|resident|consultant|surgeon|anaesthetist|anesthetist|"  # noqa: E501
     r"physician|registrar|requesting (?:clinician|physician|doctor)|referring (?:clinician|physician|doctor)|"  # noqa: E501
-    r"reported by|verified by|dictated by|transcribed by|(?:electronically )?signed(?: out)? by|reviewed by|"  # noqa: E501
+    r"reported by|verified by|dictated by|transcribed by|electronically signed(?: out)? by|signed(?: out)? by|reviewed by|"  # noqa: E501
     r"seen by|examined by|authori[sz]ed by|discussed with|cc|gp|next of kin|nok|contact person|"
-    r"emergency contact|informant|husband|wife|son|daughter|mother|father|spouse|partner|guardian|carer))"  # noqa: E501
-    rf"[ \t]*[:\-]?[ \t]*(?:{TITLE_EN}[ \t]+)?([A-Z][A-Za-z'\-]+,[ \t]*[A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?|{FULL})"  # noqa: E501
+    r"emergency contact|informant|husband|wife|son|daughter|mother|father|spouse|partner|guardian|carer)"  # noqa: E501
 )
-EN_SUFFIX_NAME = re.compile(
-    rf"({FULL}),?[ \t]+(?:MD|MBBS|MBChB|FRCP\w*|FRCS\w*|FRCR|FRCPath|PhD|RN|DO|NP|PA-C|MRCP|DPhil)(?![A-Za-z])"  # noqa: E501
+# A name on the line after a letter's closing words.
+SIGNOFF_LABELS = (
+    r"(?i:yours (?:sincerely|faithfully|truly)|sincerely|kind regards|best regards|"
+    r"warm regards|with regards|regards|best wishes|many thanks|thanks|thank you|signed)"
 )
-EN_RELATION_NAME = re.compile(
-    rf"({FULL})[ \t]*\((?i:husband|wife|son|daughter|mother|father|brother|sister|spouse|partner|"
-    r"friend|carer|caregiver|nok|next of kin|niece|nephew|grandson|granddaughter|guardian|neighbou?r)\)"  # noqa: E501
+SIGNOFF_NAME = re.compile(
+    rf"(?:{SIGNOFF_LABELS}),?[ \t]*\r?\n[ \t]*(?:{TITLE_EN}[ \t]+)?({FULL})(?![A-Za-z])"
+)
+EN_LABEL_NAME = re.compile(
+    rf"(?:{NAME_LABELS})[ \t]*[:\-,]?[ \t]*(?:{TITLE_EN}[ \t]+)?([A-Z][A-Za-z'\-]+,[ \t]*[A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?|{FULL})"  # noqa: E501
+)
+# Where a name may end: before a degree ("Jane Roe, MD") or a relation in brackets
+# ("Liang Li (husband)"); the name is then read backwards from there (`name_before`).
+SUFFIX_ANCHOR = re.compile(
+    r"(?:MD|MBBS|MBChB|FRC|PhD|RN|DO|NP|PA-C|MRCP|DPhil)(?![A-Za-z])|\((?i:husband|wife|son|"
+    r"daughter|mother|father|brother|sister|spouse|partner|friend|carer|caregiver|nok|next of kin|"
+    r"niece|nephew|grandson|granddaughter|guardian|neighbou?r)\)"
 )
 EN_CAPS_SEQ = re.compile(
     rf"(?<![A-Za-z'])(?:{_WORD})(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}(?![A-Za-z])"
@@ -253,14 +286,18 @@ _ZH_ADDR_UNITS = re.compile(
     r"省|自治区|市|自治州|地区|盟|区|县|旗|镇|乡|街道|村|社区|大街|大道|路|街|巷|弄|胡同|小区|花园|公寓|大厦|新村|家园|"
     r"号楼|栋|幢|座|单元|室|号"
 )
+ADDRESS_LABELS = (
+    r"现住址|现居住地|家庭住址|家庭地址|户籍地址|户籍地|通讯地址|联系地址|工作地址|居住地|住址|地址|籍贯|出生地|"
+    r"(?i:home address|address|addr|residence|resides at|lives at|living at)"
+)
 ADDRESS_LABEL = re.compile(
-    r"(?:现住址|现居住地|家庭住址|家庭地址|户籍地址|户籍地|通讯地址|联系地址|工作地址|居住地|住址|地址|籍贯|出生地|"
-    r"(?i:home address|address|addr|residence|resides at|lives at|living at))\.?[ \t]*[:：]?[ \t]*"
+    rf"(?:{ADDRESS_LABELS})\.?[ \t]*[:：]?[ \t]*"
     r"([^\s，。；;|](?:[^\n\t，。；;|]|[ ](?! ))*?)(?=\s{2,}|\t|\n|[，。；;|]|$|\s+(?:Tel|Phone|Mobile|电话|手机)|"  # noqa: E501
     r"\s{1,}[A-Z][a-z]+:)"
 )
+ZIP_LABELS = r"邮编|邮政编码|(?i:post ?code|zip(?: code)?)"
 ZIP_LABEL = re.compile(
-    r"(?:邮编|邮政编码|(?i:post ?code|zip(?: code)?))[ \t]*[:：]?[ \t]*([A-Z0-9]{3,4}[ ]?[A-Z0-9]{3,4}|\d{5,6})"  # noqa: E501
+    rf"(?:{ZIP_LABELS})[ \t]*[:：]?[ \t]*([A-Z0-9]{{3,4}}[ ]?[A-Z0-9]{{3,4}}|\d{{5,6}})"
 )
 UK_POSTCODE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}(?![A-Za-z0-9])")
 US_STATE_ZIP = re.compile(r"(?<=[ ,])[A-Z]{2}[ ]\d{5}(?:-\d{4})?(?!\d)")
@@ -290,6 +327,10 @@ EN_ORG = re.compile(
     r"(?<![A-Za-z])(?:[A-Z][\w&'\-]*[ \t]+){1,5}(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|"  # noqa: E501
     r"Group|School|Academy|University|College|Bank|Factory|Industries|Technologies|Holdings|Council)(?![A-Za-z])\.?"
 )
+ORG_LABELS = (
+    r"(?i:works?|worked|working|employed|employee|teacher|teaches|student|studies|studying|job|"
+    r"retired|employer|workplace|school|company)"
+)
 EN_ORG_CONTEXT = re.compile(
     r"(?i:works?|worked|working|employed|employee|teacher|teaches|student|studies|studying|job|retired)"
     r"[ \t]+(?:[a-z]+[ \t]+){0,3}(?i:at|for|with|by|from)[ \t]+((?:the[ \t]+)?(?:[A-Z][\w&'\-]*[ \t]*){1,6})"  # noqa: E501
@@ -304,6 +345,235 @@ HOSPITAL_AFTER = re.compile(
 TNM = re.compile(
     r"(?<![A-Za-z])(?:yp|c|p|r|yc)?T[0-4xXis][a-d]?\s?N[0-3xX][a-c]?\s?M[01xX][a-c]?(?![A-Za-z0-9])"
 )
+
+
+# --- label dispatch -----------------------------------------------------------------
+# Case-insensitive alternations of labels are very slow to scan for in Python's
+# `re` (every branch is tried at every position). Instead one prefix-tree regex
+# finds where any label's first literal word starts in the ASCII-lower-cased text,
+# and only there is each label pattern tried with `match`.
+
+_META = set("\\()[]{}?*+.|^$")
+
+
+def _split_top(alternation: str) -> list[str]:
+    parts, depth, cur, i = [], 0, [], 0
+    while i < len(alternation):
+        c = alternation[i]
+        if c == "\\":
+            cur.append(alternation[i : i + 2])
+            i += 2
+            continue
+        if c == "[":
+            j = alternation.index("]", i + 2)
+            cur.append(alternation[i : j + 1])
+            i = j + 1
+            continue
+        depth += c == "("
+        depth -= c == ")"
+        if c == "|" and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def label_heads(alternation: str) -> list[str]:
+    """The literal text every alternative of a label alternation starts with, lower-cased."""
+    heads: list[str] = []
+    for alt in _split_top(alternation):
+        for group in ("(?i:", "(?:"):
+            if alt.startswith(group) and alt.endswith(")") and alt.count("(") == alt.count(")"):
+                inner = alt[len(group) : -1]
+                if _split_top(inner) != [inner] or group == "(?i:":
+                    heads += label_heads(inner)
+                    break
+        else:
+            lit = ""
+            for c in alt:
+                if c in _META:
+                    if c in "?*{" and lit:
+                        lit = lit[:-1]
+                    break
+                lit += c
+            if not lit:
+                raise ValueError(f"label alternative {alt!r} has no literal start")
+            heads.append(lit.lower())
+    return heads
+
+
+class LabelRule(NamedTuple):
+    pattern: re.Pattern[str]
+    heads: tuple[str, ...]
+    kind: str
+
+
+def label_rule(labels: str, pattern: re.Pattern[str], kind: str) -> LabelRule:
+    return LabelRule(pattern, tuple(sorted(set(label_heads(labels)))), kind)
+
+
+def label_matches(
+    text: str, low: str, rules: list[LabelRule]
+) -> Iterator[tuple[LabelRule, re.Match[str]]]:
+    """(rule, match) for every place where a rule's pattern matches, found via its heads."""
+    index = _rule_index()
+    by_rule = _all_head_positions(low)
+    for rule in rules:
+        last_end = 0
+        for pos in by_rule.get(index[rule], ()):
+            if pos < last_end:
+                continue
+            hit = rule.pattern.match(text, pos)
+            if hit:
+                last_end = max(hit.end(), pos + 1)
+                yield rule, hit
+
+
+_LAST_HEADS: tuple[str, dict[int, list[int]]] = ("", {})
+
+
+def _all_head_positions(low: str) -> dict[int, list[int]]:
+    """For each rule (its index in ALL_LABEL_RULES) the sorted places in `low` where
+    one of its labels may start; scanned once per text (the detectors of one note
+    ask for it in turn)."""
+    global _LAST_HEADS
+    cached = _LAST_HEADS
+    if cached[0] is low:
+        return cached[1]
+    english, chinese, rules_of = _finders()
+    found: dict[int, frozenset[int]] = {}
+    for finder, ascii_heads in ((english, True), (chinese, False)):
+        if not ascii_heads and low.isascii():
+            continue
+        search = finder.search
+        m = search(low)
+        while m is not None:
+            pos, head = m.start(), m.group()
+            # Heads may overlap ("patient" and "patient id"): look again one further on.
+            m = search(low, pos + 1)
+            if not (ascii_heads and pos and low[pos - 1].isalpha()):  # English labels start a word
+                found[pos] = rules_of[head]
+    out: dict[int, list[int]] = {}
+    for pos in sorted(found):
+        for i in found[pos]:
+            out.setdefault(i, []).append(pos)
+    _LAST_HEADS = (low, out)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _rule_index() -> dict[LabelRule, int]:
+    return {rule: i for i, rule in enumerate(ALL_LABEL_RULES)}
+
+
+@lru_cache(maxsize=1)
+def _finders() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, frozenset[int]]]:
+    """Prefix-tree scans for the English and the Chinese heads (one mixed tree is
+    slower), and for each head the rules that have it or a prefix of it as a head
+    (the tree matches the longest head at a place)."""
+    heads = {h for r in ALL_LABEL_RULES for h in r.heads}
+    english = {h for h in heads if h.isascii()}
+    rules_of = {
+        h: frozenset(
+            i for i, r in enumerate(ALL_LABEL_RULES) if any(h.startswith(x) for x in r.heads)
+        )
+        for h in heads
+    }
+    return (
+        re.compile(trie_pattern(english)),
+        re.compile(trie_pattern(heads - english)),
+        rules_of,
+    )
+
+
+PATTERN_RULES = [
+    label_rule(MRN_LABELS, LABELLED[0][0], "MRN"),
+    label_rule(ID_LABELS, LABELLED[1][0], "ID_NUMBER"),
+    label_rule(DEVICE_LABELS, LABELLED[2][0], "DEVICE_ID"),
+    label_rule(OTHER_LABELS, LABELLED[3][0], "OTHER"),
+    label_rule(PHONE_LABELS, PHONE_LABEL, "PHONE"),
+    label_rule(AGE_LABELS, AGE_LABEL, "AGE"),
+]
+ADDRESS_RULES = [
+    label_rule(ADDRESS_LABELS, ADDRESS_LABEL, "ADDRESS"),
+    label_rule(ZIP_LABELS, ZIP_LABEL, "ZIP"),
+]
+ORG_RULES = [label_rule(ORG_LABELS, EN_ORG_CONTEXT, "ORGANIZATION")]
+NAME_RULES = [
+    label_rule(NAME_LABELS, EN_LABEL_NAME, "NAME"),
+    label_rule(SIGNOFF_LABELS, SIGNOFF_NAME, "NAME"),
+]
+ALL_LABEL_RULES = PATTERN_RULES + ADDRESS_RULES + ORG_RULES + NAME_RULES
+
+
+_WORD_RE = re.compile(_WORD)
+_PART_RE = re.compile(_PART)
+
+
+def name_before(text: str, end: int) -> int | None:
+    """Start of the run of up to four name-shaped words (`FULL`) that ends at `end`.
+
+    Walked backwards word by word: scanning forwards for a name that ends before a
+    degree or a relation tries every start in the window and backtracks heavily.
+    """
+    start: int | None = None
+    k, words = end, 0
+    while words < 4:
+        i = k
+        while i > 0 and (text[i - 1].isalpha() or text[i - 1] in "'-."):
+            i -= 1
+        if i == k or (i > 0 and text[i - 1].isalnum()) or not _WORD_RE.fullmatch(text, i, k):
+            break
+        start, words = i, words + 1
+        if i < 2 or text[i - 1] not in " \t":
+            break
+        k = i - 1
+        # a lower-case particle between two words: "Ludwig van Beethoven"
+        j = k
+        while j > 0 and text[j - 1].isalpha():
+            j -= 1
+        if j < k and j >= 2 and text[j - 1] in " \t" and _PART_RE.fullmatch(text, j, k):
+            k = j - 1
+    return start
+
+
+def _anchored(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of names right before a degree ("Jane Roe, MD") or a relation
+    in brackets ("Liang Li (husband)")."""
+    for a in SUFFIX_ANCHOR.finditer(text):
+        j = a.start()
+        if a.group()[0] == "(":
+            while j > 0 and text[j - 1] in " \t":
+                j -= 1
+        else:
+            k = j
+            while k > 0 and text[k - 1] in " \t":
+                k -= 1
+            if k == j:
+                continue  # "Roe MD" needs the space
+            j = k - 1 if k > 0 and text[k - 1] == "," else k
+        s = name_before(text, j)
+        if s is not None:
+            yield s, j
+
+
+TNM_CORE = re.compile(r"T[0-4xXis][a-d]?\s?N[0-3xX][a-c]?\s?M[01xX][a-c]?(?![A-Za-z0-9])")
+
+
+def tnm_spans(text: str, lo: int = 0, hi: int | None = None) -> Iterator[tuple[int, int]]:
+    """The spans `TNM` matches, found from their capital T (a fast scan)."""
+    for m in TNM_CORE.finditer(text, lo, len(text) if hi is None else hi):
+        s = m.start()
+        if text[s - 2 : s] in ("yp", "yc"):
+            s -= 2
+        elif s and text[s - 1] in "cpr":
+            s -= 1
+        if s and text[s - 1].isalpha():
+            continue
+        yield s, m.end()
 
 
 def cn_id_valid(number: str) -> bool:
@@ -324,49 +594,176 @@ def _groups(pattern: re.Pattern[str], text: str, kind: str, strong: bool = True)
             yield Hit(s, e, kind, strong)
 
 
+_DIGITS = re.compile(r"\d+")
+_HAN_RE = re.compile(f"[{HAN}]")
+_PLACE_TAIL = re.compile(r",?[ \t]*((?:[A-Z][a-z']+[ \t]?){1,3})")
+
+
+def has_han(text: str) -> bool:
+    return not text.isascii() and _HAN_RE.search(text) is not None
+
+
 def _date_ok(text: str) -> bool:
-    nums = [int(n) for n in re.findall(r"\d+", text)]
+    nums = [int(n) for n in _DIGITS.findall(text)]
     return not nums or all(n < 3000 for n in nums)
 
 
-def patterns(text: str) -> list[Hit]:
+# --- gates ----------------------------------------------------------------------------
+# Most patterns need something rare to be present (a run of digits, a month name,
+# "@", "://"). A cheap gate finds those places and the full patterns run only in
+# a window around each: the same matches, at a fraction of the scanning cost.
+
+DIGIT_RUN_GATE = re.compile(r"\d(?:[ \t().\-]{0,3}\d){4,}")  # five digits or more
+HEX_GATE = re.compile(r"[:-][0-9A-Fa-f]{1,4}[:-][0-9A-Fa-f]")
+NUM_DATE_GATE = re.compile(r"\d(?:\s*[-/.]\s*\d|\d{7})")
+DOTTED_GATE = re.compile(r"\d\.\d+\.\d")
+MONTH_GATE = re.compile(trie_pattern(_MON_FORMS))
+OLD_GATE = re.compile(_OLD + r"(?!\d)")
+STREET_GATE = re.compile(_EN_STREET + r"(?![A-Za-z])")
+AREA_GATE = re.compile(r"(?:District|County|Township|Borough|Village)(?![A-Za-z])")
+ORG_GATE = re.compile(
+    r"(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|Group|School|Academy|University|"
+    r"College|Bank|Factory|Industries|Technologies|Holdings|Council)(?![A-Za-z])"
+)
+
+
+def windows(
+    gate: re.Pattern[str] | list[re.Match[str]], text: str, back: int, ahead: int
+) -> list[tuple[int, int]]:
+    """Merged (lo, hi) windows around every gate match; a window never starts
+    inside a word or a number."""
+    out: list[tuple[int, int]] = []
+    n = len(text)
+    for m in gate.finditer(text) if isinstance(gate, re.Pattern) else gate:
+        lo, hi = max(m.start() - back, 0), min(m.end() + ahead, n)
+        if out and lo <= out[-1][1] + 40:  # near ones too: fewer, longer scans are cheaper
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+            continue
+        while lo > 0 and text[lo - 1].isalnum():
+            lo -= 1
+        out.append((lo, hi))
+    return out
+
+
+def in_windows(
+    pattern: re.Pattern[str], text: str, spans: list[tuple[int, int]]
+) -> Iterator[re.Match[str]]:
+    for lo, hi in spans:
+        yield from pattern.finditer(text, lo, hi)
+
+
+_DAY_BEFORE = re.compile(r"(?<![\w])" + DAY + r"(?:\s+of)?[\s\-/]+$")
+
+
+def month_date_starts(text: str) -> list[int]:
+    """Where a date with a month name may start: the month, or the day before it."""
+    out: list[int] = []
+    for m in MONTH_GATE.finditer(text):
+        p = m.start()
+        out.append(p)
+        before = _DAY_BEFORE.search(text, max(0, p - 12), p)
+        if before:
+            out.append(before.start())
+    return out
+
+
+def number_starts(
+    gate: re.Pattern[str] | list[re.Match[str]], text: str, openers: str = ""
+) -> list[int]:
+    """Starts of the digit runs a gate match lies in, and of `openers` ("+", "(") just before."""
+    out: list[int] = []
+    for m in gate.finditer(text) if isinstance(gate, re.Pattern) else gate:
+        p = m.start()
+        while p > 0 and text[p - 1].isdigit():
+            p -= 1
+        out.append(p)
+        if openers:
+            out += (k for k in range(max(0, p - 8), p) if text[k] in openers)
+    return out
+
+
+def matches_at(
+    pattern: re.Pattern[str], text: str, starts: Iterable[int]
+) -> Iterator[re.Match[str]]:
+    """`pattern` matched at each candidate start (each branch may begin at any of them)."""
+    for p in sorted(set(starts)):
+        m = pattern.match(text, p)
+        if m:
+            yield m
+
+
+def _window_groups(
+    pattern: re.Pattern[str], text: str, spans: list[tuple[int, int]], kind: str
+) -> Iterator[Hit]:
+    groups = range(1, (pattern.groups or 0) + 1)
+    for lo, hi in spans:
+        for m in pattern.finditer(text, lo, hi):
+            g = next((i for i in groups if m.group(i)), 0) if groups else 0
+            s, e = m.span(g)
+            if e > s:
+                yield Hit(s, e, kind, True)
+
+
+def patterns(text: str, low: str | None = None) -> list[Hit]:
     """Numbers, contacts, dates and ages: the pattern-shaped identifier classes."""
     hits: list[Hit] = []
-    hits += _groups(CN_ID_LOOSE, text, "ID_NUMBER")
-    hits += _groups(CN_ID, text, "ID_NUMBER")
-    hits += _groups(OTHER_IDS, text, "ID_NUMBER")
-    for pattern, kind in LABELLED:
-        for m in pattern.finditer(text):
+    low = ascii_lower(text) if low is None else low
+    runs = list(DIGIT_RUN_GATE.finditer(text))
+    digit_runs = windows(runs, text, 12, 12)
+    # CN_ID_LOOSE finds every CN_ID match too (CN_ID only adds the date checks).
+    hits += _window_groups(CN_ID_LOOSE, text, digit_runs, "ID_NUMBER")
+    hits += _window_groups(OTHER_IDS, text, digit_runs, "ID_NUMBER")
+    for rule, m in label_matches(text, low, PATTERN_RULES):
+        kind = rule.kind
+        if kind == "PHONE":
+            value = m.group(1).rstrip(" -.")
+        elif kind == "AGE":
+            value = m.group(1)
+        else:
             value = m.group(1).rstrip(".-/_ ")
-            if kind == "OTHER" or re.search(r"\d", value):
-                hits.append(Hit(m.start(1), m.start(1) + len(value), kind, True))
-    for m in RECORD_SHAPE.finditer(text):
+            if kind != "OTHER" and not _DIGITS.search(value):
+                continue
+        hits.append(Hit(m.start(1), m.start(1) + len(value), kind, True))
+    for m in in_windows(RECORD_SHAPE, text, digit_runs):
         if sum(c.isdigit() for c in m.group()) >= 5 and not TNM.fullmatch(m.group()):
             hits.append(Hit(m.start(), m.end(), "MRN", True))
-    hits += _groups(LONG_NUMBER, text, "MRN")
+    hits += _window_groups(LONG_NUMBER, text, digit_runs, "MRN")
     hits += _groups(PLATE, text, "OTHER")
-    hits += _groups(DICOM_UID, text, "OTHER")
-    hits += _groups(MAC, text, "DEVICE_ID")
-    hits += _groups(EMAIL, text, "EMAIL")
-    hits += _groups(URL, text, "URL")
-    hits += _groups(IPV4, text, "IP")
-    hits += _groups(IPV6, text, "IP")
-    for pattern in PHONES:
-        for m in pattern.finditer(text):
-            if sum(c.isdigit() for c in m.group()) >= 7:
-                hits.append(Hit(m.start(), m.end(), "PHONE", True))
-    for m in PHONE_LABEL.finditer(text):
-        value = m.group(1).rstrip(" -.")
-        hits.append(Hit(m.start(1), m.start(1) + len(value), "PHONE", True))
-    for pattern in DATE_PATTERNS:
-        for m in pattern.finditer(text):
-            if _date_ok(m.group()):
-                end = m.end()
-                while end > m.start() and text[end - 1] in " ,\t":
-                    end -= 1
-                hits.append(Hit(m.start(), end, "DATE", True))
-    for pattern in AGE_PATTERNS:
-        hits += _groups(pattern, text, "AGE")
+    dotted = windows(DOTTED_GATE, text, 45, 45)
+    hits += _window_groups(DICOM_UID, text, dotted, "OTHER")
+    hits += _window_groups(IPV4, text, dotted, "IP")
+    hexes = windows(HEX_GATE, text, 20, 40)
+    hits += _window_groups(MAC, text, hexes, "DEVICE_ID")
+    hits += _window_groups(IPV6, text, hexes, "IP")
+    if "@" in text:
+        hits += _groups(EMAIL, text, "EMAIL")
+    if "://" in text or "www." in low:
+        hits += _groups(URL, text, "URL")
+    for m in matches_at(ANY_PHONE, text, number_starts(runs, text, "+(（")):
+        if sum(c.isdigit() for c in m.group()) >= 7:
+            hits.append(Hit(m.start(), m.end(), "PHONE", True))
+    found = [
+        *matches_at(MONTH_DATES, text, month_date_starts(text)),
+        *matches_at(NUMERIC_DATES, text, number_starts(NUM_DATE_GATE, text)),
+    ]
+    if "月" in text:
+        found += (m for p in DATE_PATTERNS[10:12] for m in p.finditer(text))
+    if "年" in text:
+        found += DATE_PATTERNS[12].finditer(text)
+    for m in found:
+        if _date_ok(m.group()):
+            end = m.end()
+            while end > m.start() and text[end - 1] in " ,\t":
+                end -= 1
+            hits.append(Hit(m.start(), end, "DATE", True))
+    if "岁" in text:
+        hits += _groups(AGE_PATTERNS[0], text, "AGE")
+        hits += _groups(AGE_PATTERNS[1], text, "AGE")
+    if "ninety" in low or "hundred" in low:
+        hits += _groups(SPELLED_AGE, text, "AGE")
+    old = windows(OLD_GATE, text, 2, 20)
+    for pattern in AGE_PATTERNS[2:]:
+        hits += _window_groups(pattern, text, old, "AGE")
     return hits
 
 
@@ -383,11 +780,24 @@ def _trim_to_boundary(text: str, s: int, e: int, boundary: Boundaries | None) ->
     return s
 
 
-def addresses(text: str, boundary: Boundaries | None = None) -> list[Hit]:
+# ZH_ADDRESS has no look-around and matches only these characters, so it can be
+# run piece by piece, and only on pieces with two address units or more (the
+# least an address is kept with): the same matches, without trying every
+# position of every sentence.
+_ZH_ADDRESS_PIECE = re.compile(rf"[{HAN}A-Za-z0-9\-－]{{4,}}")
+
+
+def _zh_address_matches(text: str) -> Iterator[re.Match[str]]:
+    for piece in _ZH_ADDRESS_PIECE.finditer(text):
+        if len(_ZH_ADDR_UNITS.findall(piece.group())) >= 2:
+            yield from ZH_ADDRESS.finditer(text, piece.start(), piece.end())
+
+
+def addresses(text: str, boundary: Boundaries | None = None, low: str | None = None) -> list[Hit]:
     lex = lexicon()
     hits: list[Hit] = []
-    if re.search(f"[{HAN}]", text):
-        for m in ZH_ADDRESS.finditer(text):
+    if has_han(text):
+        for m in _zh_address_matches(text):
             s, e = m.span()
             if e - s < 4:
                 continue
@@ -399,22 +809,20 @@ def addresses(text: str, boundary: Boundaries | None = None) -> list[Hit]:
                 if HOSPITAL_AFTER.match(text, e) and not has_num:
                     continue
                 hits.append(Hit(s, e, "ADDRESS", True))
-        for place in lex.places_zh:
-            for m in re.finditer(re.escape(place), text):
-                if not HOSPITAL_AFTER.match(text, m.end()):
-                    hits.append(Hit(m.start(), m.end(), "ADDRESS", False))
-    for m in ADDRESS_LABEL.finditer(text):
-        value = m.group(1).rstrip(" ,.")
+        for m in lex.places_zh_re.finditer(text):
+            if not HOSPITAL_AFTER.match(text, m.end()):
+                hits.append(Hit(m.start(), m.end(), "ADDRESS", False))
+    for rule, m in label_matches(text, ascii_lower(text) if low is None else low, ADDRESS_RULES):
+        value = m.group(1).rstrip(" ,.") if rule.kind == "ADDRESS" else m.group(1)
         if len(value) >= 2:
             hits.append(Hit(m.start(1), m.start(1) + len(value), "ADDRESS", True))
-    hits += _groups(ZIP_LABEL, text, "ADDRESS")
     hits += _groups(UK_POSTCODE, text, "ADDRESS")
     hits += _groups(US_STATE_ZIP, text, "ADDRESS")
-    for m in EN_ADDRESS.finditer(text):
+    for m in in_windows(EN_ADDRESS, text, windows(STREET_GATE, text, 90, 80)):
         e = m.end()
         # Extend over ", Tianhe District, Guangzhou"-style tails of known places.
         while True:
-            tail = re.match(r",?[ \t]*((?:[A-Z][a-z']+[ \t]?){1,3})", text[e:])
+            tail = _PLACE_TAIL.match(text[e:])
             if not tail:
                 break
             words = tail.group(1).strip()
@@ -423,24 +831,25 @@ def addresses(text: str, boundary: Boundaries | None = None) -> list[Hit]:
             else:
                 break
         hits.append(Hit(m.start(), e, "ADDRESS", True))
-    hits += _groups(EN_AREA, text, "ADDRESS")
-    for place in lex.places_en:
-        for m in re.finditer(rf"(?<![A-Za-z]){re.escape(place)}(?![A-Za-z])", text):
-            if not HOSPITAL_AFTER.match(text, m.end()):
-                hits.append(Hit(m.start(), m.end(), "ADDRESS", False))
+    hits += _window_groups(EN_AREA, text, windows(AREA_GATE, text, 40, 10), "ADDRESS")
+    for m in lex.places_en_re.finditer(text):
+        if not HOSPITAL_AFTER.match(text, m.end()):
+            hits.append(Hit(m.start(), m.end(), "ADDRESS", False))
     return hits
 
 
-def organizations(text: str, boundary: Boundaries | None = None) -> list[Hit]:
+def organizations(
+    text: str, boundary: Boundaries | None = None, low: str | None = None
+) -> list[Hit]:
     hits: list[Hit] = []
-    if re.search(f"[{HAN}]", text):
+    if has_han(text):
         for m in ZH_ORG.finditer(text):
             if HOSPITAL_AFTER.match(text, m.end()):
                 continue
             s = _trim_to_boundary(text, m.start(), m.end(), boundary)
             hits.append(Hit(s, m.end(), "ORGANIZATION", True))
         hits += _groups(ZH_ORG_LABEL, text, "ORGANIZATION")
-    for m in EN_ORG.finditer(text):
+    for m in in_windows(EN_ORG, text, windows(ORG_GATE, text, 90, 5)):
         if not HOSPITAL_AFTER.match(text, m.end()):
             s = m.start()
             words = m.group().split()
@@ -449,7 +858,7 @@ def organizations(text: str, boundary: Boundaries | None = None) -> list[Hit]:
                 s = text.index(words[1], s + len(words[0]))
                 words = words[1:]
             hits.append(Hit(s, m.end(), "ORGANIZATION", True))
-    for m in EN_ORG_CONTEXT.finditer(text):
+    for _, m in label_matches(text, ascii_lower(text) if low is None else low, ORG_RULES):
         g = 1 if m.group(1) else 2
         value = m.group(g).rstrip(" .")
         if value.startswith("the "):
@@ -459,9 +868,16 @@ def organizations(text: str, boundary: Boundaries | None = None) -> list[Hit]:
     return hits
 
 
+# Any role word ending in 人/者/员/医师/护士… before a colon labels a person: 随访人：,
+# 谈话医师：, 填表人：, 经办人：.
+ZH_COLON_LABEL = re.compile(
+    rf"[{HAN}]{{0,4}}(?:人|者|员|医师|医生|护士|签名|签字)[ \t]*[:：][ \t]*(?=[{HAN}])"
+)
 _YU_NOT_NAME = set("今昨明近当次本同上下入出术全门院我外该此")
 _FOLLOW = set(
     "陪同来去在于已的是因为等及和与说签表示要求同意诉称代电手联携一今目现自近术精无未病既入出、，。；：（(）)"
+    # a relation or a verb right after the name: 之女, 接听, 回答, 拒绝, 知情, 不同意...
+    "之接回讲反拒知不并均亦也曾将遂由被对向到"
 )
 _TITLE_AFTER = ("主任", "医生", "医师", "护士", "教授", "先生", "女士", "大夫", "院长", "老师")
 
@@ -492,7 +908,8 @@ def _zh_name_end(text: str, s: int, surname_len: int, boundary: Boundaries | Non
             or (boundary is not None and boundary(e) and not boundary(g + 1))
         ):
             return e
-    return g + 1
+    # One given character, when there is one: "于2019年" has none.
+    return g + 1 if g < n and "\u4e00" <= text[g] <= "\u9fff" else g
 
 
 def zh_surname_len(text: str, s: int, lex: Lexicon) -> int:
@@ -506,81 +923,99 @@ _ZH_SUFFIX: re.Pattern[str] | None = None
 
 
 def names(
-    text: str, boundary: Boundaries | None = None, person_tokens: Iterable[tuple[int, int]] = ()
+    text: str,
+    boundary: Boundaries | None = None,
+    person_tokens: Iterable[tuple[int, int]] = (),
+    low: str | None = None,
 ) -> list[Hit]:
     """Person names: labelled, titled, suffixed, relation-marked, and lexicon-backed."""
     global _ZH_LABELS, _ZH_SUFFIX
     lex = lexicon()
     hits: list[Hit] = []
-    if re.search(f"[{HAN}]", text):
+    if has_han(text):
         if _ZH_LABELS is None or _ZH_SUFFIX is None:
             _ZH_LABELS, _ZH_SUFFIX = zh_name_labels(lex), zh_suffix_names(lex)
-        for m in _ZH_LABELS.finditer(text):
+        labels = [*_ZH_LABELS.finditer(text), *ZH_COLON_LABEL.finditer(text)]
+        for m in labels:
             s = m.end()
             sl = zh_surname_len(text, s, lex)
             if not sl or (text[s] == "于" and text[s + 1 : s + 2] in _YU_NOT_NAME):
                 continue
             e = _zh_name_end(text, s, sl, boundary)
             colon = ":" in m.group() or "：" in m.group()
+            if e - s == 1 and not colon:
+                continue  # a lone one-character surname after 患者 is a word (于, 向, 方…)
             if e - s == 2 and not colon and common_word(text[s:e]):
                 continue
             hits.append(Hit(s, e, "NAME", True))
         for m in _ZH_SUFFIX.finditer(text):
             s, e = m.span(1)
             colon = ":" in m.group() or "：" in m.group()
-            if e - s == 2 and not colon and common_word(text[s:e]):
+            compound = text[s:e] in lex.compound_surnames_zh  # 欧阳教授: a surname alone
+            if e - s == 2 and not colon and not compound and common_word(text[s:e]):
                 continue
             hits.append(Hit(s, e, "NAME", True))
         for s, e in person_tokens:
             if zh_surname_len(text, s, lex) and 2 <= e - s <= 4:
                 hits.append(Hit(s, e, "NAME", False))
-    for pattern in (EN_TITLE_NAME, EN_LABEL_NAME):
-        for m in pattern.finditer(text):
-            s, e = m.span(1)
-            words = m.group(1).split()
-            # Stop before a word that is clearly not a name ("Dr Smith Oncology").
-            keep = [words[0]]
-            for w in words[1:]:
-                if (
-                    w.strip(",.") in lex.english_common
-                    and w not in lex.surnames_en | lex.pinyin_surnames
-                ):
-                    break
-                keep.append(w)
-            e = s + len(" ".join(keep)) if " ".join(words) == m.group(1) else e
-            if "," in m.group(1) or len(keep) == len(words):
-                e = m.end(1)
-            first = words[0].rstrip(",")
-            if (
-                first in lex.english_common
-                and first not in lex.surnames_en | lex.pinyin_surnames | lex.given_en
-            ):
-                continue
-            hits.append(Hit(s, e, "NAME", True))
-    for pattern in (EN_SUFFIX_NAME, EN_RELATION_NAME):
-        for m in pattern.finditer(text):
-            s, e = m.span(1)
-            words = m.group(1).split()
-            namey = lex.given_en | lex.surnames_en | lex.pinyin_surnames
-            while words and words[0] in lex.english_common and words[0] not in namey:
-                s = text.index(words[1], s + len(words[0])) if len(words) > 1 else e
-                words = words[1:]
-            if words:
-                hits.append(Hit(s, e, "NAME", True))
-    known = lex.surnames_en | lex.pinyin_surnames | lex.given_en
+    low = ascii_lower(text) if low is None else low
+    surnames = lex.surnames_all_en
+    known = lex.names_en
+    known_upper = lex.names_en_upper
+    labelled = [m for _, m in label_matches(text, low, NAME_RULES)]
+    for m in [*EN_TITLE_NAME.finditer(text), *labelled]:
+        s, e = m.span(1)
+        words = m.group(1).split()
+        # Stop before a word that is clearly not a name ("Dr Smith Oncology").
+        keep = [words[0]]
+        for w in words[1:]:
+            if w.strip(",.") in lex.english_common and w not in surnames:
+                break
+            keep.append(w)
+        e = s + len(" ".join(keep)) if " ".join(words) == m.group(1) else e
+        if "," in m.group(1) or len(keep) == len(words):
+            e = m.end(1)
+        first = words[0].rstrip(",")
+        if first in lex.english_common and first not in known:
+            continue
+        hits.append(Hit(s, e, "NAME", True))
+    for name_start, e in _anchored(text):
+        start = name_start
+        words = text[start:e].split()
+        while words and words[0] in lex.english_common and words[0] not in known:
+            start = text.index(words[1], start + len(words[0])) if len(words) > 1 else e
+            words = words[1:]
+        if words:
+            hits.append(Hit(start, e, "NAME", True))
     for m in EN_COMMA_NAME.finditer(text):
-        if (
-            m.group(1).title() in lex.surnames_en | lex.pinyin_surnames
-            or m.group(2) in lex.given_en
-        ):
+        sur, given = m.group(1), m.group(2)
+        if sur.title() in surnames or given in lex.given_en:
             hits.append(Hit(m.start(), m.end(), "NAME", True))
+        elif (
+            # "OKONKWO, Anneliese": the shape of a listed name even when neither
+            # word is in the lexicon; weak, so a clinical word beside it wins.
+            len(sur) >= 3
+            and sur.title() not in lex.english_common
+            and given not in lex.english_common
+            and text[m.end() : m.end() + 1] not in ("-", "'")
+        ):
+            hits.append(Hit(m.start(), m.end(), "NAME", False))
+    common = lex.english_common
     for m in EN_CAPS_SEQ.finditer(text):
         pos = m.start()
+        g = m.group()
+        if " " not in g and "\t" not in g:  # one word, the common case: no run to split
+            bare = g.strip(".")
+            if bare in known or bare in known_upper:
+                t = g.title()
+                if len(g) >= 3 and (t in lex.surnames_en or t in lex.given_en) and t not in common:
+                    hits.append(Hit(m.start(), m.end(), "NAME", False))
+            continue
         run: list[tuple[int, int, bool]] = []
         runs: list[list[tuple[int, int, bool]]] = []
-        for w in m.group().split():
-            i = text.index(w, pos)
-            pos = i + len(w)
+        for w in g.split():
+            i = pos  # the words of a run are one space or tab apart
+            pos = i + len(w) + 1
             bare = w.strip(".")
             title = bare.title()
             is_known = title in known or bare in known
@@ -590,7 +1025,7 @@ def names(
                 runs.append(run)
                 run = []
                 continue
-            run.append((i, pos, is_known))
+            run.append((i, i + len(w), is_known))
         runs.append(run)
         for run in runs:
             if len(run) >= 2 and any(k for _, _, k in run):
@@ -611,15 +1046,12 @@ def propagate(text: str, found: Iterable[Hit]) -> list[Hit]:
     """Every other occurrence of a name already found in the note."""
     lex = lexicon()
     strings: set[str] = set()
-    for h in found:
-        if h.type != "NAME":
-            continue
-        value = text[h.start : h.end]
-        if re.search(f"[{HAN}]", value):
+    for value in {text[h.start : h.end] for h in found if h.type == "NAME"}:
+        if not value.isascii():
             if len(value) >= 2:
                 strings.add(value)
         else:
-            for part in re.split(r"[\s,]+", value):
+            for part in value.replace(",", " ").split():
                 p = part.strip(".")
                 if (
                     len(p) >= 3
@@ -627,11 +1059,24 @@ def propagate(text: str, found: Iterable[Hit]) -> list[Hit]:
                     and p.lower() not in lex.eponyms_lower
                 ):
                     strings.add(p)
+    if not strings:
+        return []
+    # str.find per name (compiling a pattern per note costs more than the scans).
+    low = ascii_lower(text)
     hits: list[Hit] = []
-    for value in strings:
-        if value.isascii():
-            rx = re.compile(rf"(?<![A-Za-z]){re.escape(value)}(?![A-Za-z])", re.IGNORECASE)
-        else:
-            rx = re.compile(re.escape(value))
-        hits += (Hit(m.start(), m.end(), "NAME", False) for m in rx.finditer(text))
+    for value in {v.lower() if v.isascii() else v for v in strings}:
+        whole_word = value.isascii()
+        i = low.find(value)
+        while i >= 0:
+            e = i + len(value)
+            if not whole_word or (
+                (i == 0 or not _is_ascii_letter(low[i - 1]))
+                and (e == len(low) or not _is_ascii_letter(low[e]))
+            ):
+                hits.append(Hit(i, e, "NAME", False))
+            i = low.find(value, i + 1)
     return hits
+
+
+def _is_ascii_letter(c: str) -> bool:
+    return "a" <= c <= "z" or "A" <= c <= "Z"
