@@ -22,6 +22,7 @@ from edge_node.errors import exit_code_for
 from edge_node.pipeline import cli as pipeline_cli
 from edge_node.policy import describe_policy, load_policy, write_default_policy
 from edge_node.security import cli as security_cli
+from edge_node.security.access import ENV_TOKEN_FILE, bootstrap_operator, gate
 from edge_node.settings import SETTINGS_FILE, EdgeSettings, load_settings, validate_hub_address
 from protocol.messages import RegistrationAck
 from protocol.tls import validate_party_name
@@ -46,6 +47,8 @@ HomeOpt = Annotated[
     ),
 ]
 DEFAULT_HOME = Path("edge-data")
+TokenOpt = security_cli.TokenOpt
+TokenFileOpt = security_cli.TokenFileOpt
 T = TypeVar("T")
 
 
@@ -67,7 +70,14 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
-def _init(home: Path, site: str, hub: str, tls_dir: Path | None) -> list[str]:
+def _init(
+    home: Path,
+    site: str,
+    hub: str,
+    tls_dir: Path | None,
+    operator: str | None,
+    token_file: Path | None,
+) -> list[str]:
     validate_party_name(site)
     try:
         validate_hub_address(hub)
@@ -106,6 +116,13 @@ def _init(home: Path, site: str, hub: str, tls_dir: Path | None) -> list[str]:
         upgrade_cdm(settings.analysis_db_url)
         refresh_cdm(stores.analysis, stores.registry)
     notes.append("state and analysis databases are ready (CDM tables created)")
+    if operator is not None:
+        token = bootstrap_operator(settings, operator, token_file)
+        if token is None:
+            notes.append(f"added site operator {operator}; their token is in {token_file} (0600)")
+        else:
+            notes.append(f"added site operator {operator}; their token, shown only now:")
+            typer.echo(token)
     return notes
 
 
@@ -119,10 +136,29 @@ def init_command(
             "--tls-dir", help="Folder with ca.crt, SITE.crt, SITE.key (default HOME/tls)."
         ),
     ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator",
+            help="Add the edge's first site operator with this name (refused once the edge "
+            "has one).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            envvar=ENV_TOKEN_FILE,
+            show_default=False,
+            help="With --operator: write their token to this new file (mode 0600) instead of "
+            "printing it; later commands read it from the same variable.",
+        ),
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Write edge.toml and a default policy.toml (never overwritten) and create the databases."""
-    for note in _run(lambda: _init(home, site, hub, tls_dir)):
+    """Write edge.toml and a default policy.toml (never overwritten) and create the
+    databases; with --operator, add the first site operator (no token needed)."""
+    for note in _run(lambda: _init(home, site, hub, tls_dir, operator, token_file)):
         typer.echo(note, err=True)
 
 
@@ -130,10 +166,14 @@ def init_command(
 def dataset_add(
     name: Annotated[str, typer.Argument(help="Dataset name studies refer to, e.g. default.")],
     path: Annotated[Path, typer.Argument(help="CSV file (UTF-8 or GBK), header in row one.")],
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Register a CSV file as a flat dataset, replacing an earlier version of it."""
+    """Register a CSV file as a flat dataset, replacing an earlier version of it
+    (site operators)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "dataset add", token, token_file, target=name))
 
     def body() -> str:
         with edge_stores(settings) as stores:
@@ -149,9 +189,13 @@ def dataset_add(
 
 
 @dataset_app.command("list")
-def dataset_list(home: HomeOpt = DEFAULT_HOME) -> None:
-    """List registered datasets: name, kind, rows, version and columns."""
+def dataset_list(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
+    """List registered datasets: name, kind, rows, version and columns
+    (site operators and clinicians)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "dataset list", token, token_file))
 
     def body() -> list[str]:
         with edge_stores(settings) as stores:
@@ -167,10 +211,14 @@ def dataset_list(home: HomeOpt = DEFAULT_HOME) -> None:
 @dataset_app.command("remove")
 def dataset_remove(
     name: Annotated[str, typer.Argument(help="The dataset to remove.")],
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Remove a dataset: its registration and its table in the analysis database."""
+    """Remove a dataset: its registration and its table in the analysis database
+    (site operators)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "dataset remove", token, token_file, target=name))
 
     def body() -> None:
         with edge_stores(settings) as stores:
@@ -181,9 +229,13 @@ def dataset_remove(
 
 
 @app.command("run")
-def run_command(home: HomeOpt = DEFAULT_HOME) -> None:
-    """Run the agent (register, heartbeat, pull, run, submit) until SIGTERM or SIGINT."""
+def run_command(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
+    """Run the agent (register, heartbeat, pull, run, submit) until SIGTERM or SIGINT
+    (site operators; the token is checked when the agent starts)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "run", token, token_file))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -204,9 +256,13 @@ def run_command(home: HomeOpt = DEFAULT_HOME) -> None:
 
 
 @tasks_app.command("list")
-def tasks_list(home: HomeOpt = DEFAULT_HOME) -> None:
-    """List received tasks: id, study, analysis, status and when they arrived."""
+def tasks_list(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
+    """List received tasks: id, study, analysis, status and when they arrived
+    (site operators and clinicians)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "tasks list", token, token_file))
 
     def body() -> list[str]:
         with edge_stores(settings) as stores:
@@ -232,10 +288,14 @@ def tasks_list(home: HomeOpt = DEFAULT_HOME) -> None:
 @tasks_app.command("approve")
 def tasks_approve(
     task_id: Annotated[str, typer.Argument(help="The task awaiting approval.")],
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Approve a task awaiting the operator; the running agent runs it at its next poll."""
+    """Approve a task awaiting the operator; the running agent runs it at its next poll
+    (site operators)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "tasks approve", token, token_file, target=task_id))
 
     def body() -> None:
         with edge_stores(settings) as stores:
@@ -251,10 +311,14 @@ def tasks_reject(
     reason: Annotated[
         str, typer.Option("--reason", help="Why; sent to the hub with the refusal.")
     ] = "",
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Reject a task awaiting the operator; the hub receives REFUSED with the reason."""
+    """Reject a task awaiting the operator; the hub receives REFUSED with the reason
+    (site operators)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "tasks reject", token, token_file, target=task_id))
 
     def body() -> None:
         with edge_stores(settings) as stores:
@@ -265,9 +329,13 @@ def tasks_reject(
 
 
 @policy_app.command("show")
-def policy_show(home: HomeOpt = DEFAULT_HOME) -> None:
-    """Show the policy in force (policy.toml, or the defaults when it is absent)."""
+def policy_show(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
+    """Show the policy in force (policy.toml, or the defaults when it is absent)
+    (site operators and clinicians)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "policy show", token, token_file))
     policy = _run(lambda: load_policy(settings.policy_file))
     typer.echo(f"# {settings.policy_file}")
     for line in describe_policy(policy):
@@ -279,10 +347,14 @@ def ledger_list(
     requester: Annotated[
         str | None, typer.Option("--requester", help="Only what this requester received.")
     ] = None,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Every released result: when, to whom, which study and task, counts and epsilon."""
+    """Every released result: when, to whom, which study and task, counts and epsilon
+    (site operators and clinicians)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "ledger list", token, token_file))
     policy = _run(lambda: load_policy(settings.policy_file))
 
     def body() -> list[str]:
@@ -310,9 +382,13 @@ def ledger_list(
 
 
 @ledger_app.command("budget")
-def ledger_budget(home: HomeOpt = DEFAULT_HOME) -> None:
-    """Epsilon spent per requester and in total, against the policy's budgets."""
+def ledger_budget(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
+    """Epsilon spent per requester and in total, against the policy's budgets
+    (site operators and clinicians)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "ledger budget", token, token_file))
     policy = _run(lambda: load_policy(settings.policy_file))
 
     def body() -> list[str]:
@@ -358,11 +434,14 @@ def sync_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Load what changed in the sources since the last sync into the CDM (safe to re-run
-    or interrupt). Prints, per source table: in = loaded + merged + quarantined."""
+    or interrupt). Prints, per source table: in = loaded + merged + quarantined (site operators)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "sync", token, token_file))
     status = pipeline_cli.sync_command(
         settings,
         mapping=mapping,
@@ -386,12 +465,16 @@ def export_omop_command(
             help="Add OncoFed's provenance columns and extension tables.",
         ),
     ] = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Write the analysis database as OMOP CDM v5.4 CSV files (one per table) into OUT_DIR."""
+    """Write the analysis database as OMOP CDM v5.4 CSV files (one per table) into OUT_DIR
+    (site operators)."""
     from edge_node.pipeline.omop_export import export_omop
 
     settings = _settings(home)
+    _run(lambda: gate(settings, "export-omop", token, token_file, target=str(out_dir)))
     counts = _run(
         lambda: export_omop(settings.analysis_db_url, out_dir, with_provenance=with_provenance)
     )
@@ -420,14 +503,19 @@ def mapping_suggest(
     tables: Annotated[
         list[str] | None, typer.Option("--table", help="Only these tables (repeatable).")
     ] = None,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Propose a mapping for a source's tables from names, aliases and value profiles;
-    review it before use."""
+    review it before use (site operators)."""
     from edge_node.pipeline.connectors import open_connector
     from edge_node.pipeline.mapping import load_mapping
     from edge_node.pipeline.suggest import suggest_mapping
     from shared_cdm.vocab import load_default
+
+    settings = _settings(home)
+    _run(lambda: gate(settings, "mapping suggest", token, token_file, target=source))
 
     def body() -> str:
         if spec is not None:
@@ -437,7 +525,7 @@ def mapping_suggest(
                 raise InvalidInput(f"--spec is not JSON: {exc}") from exc
             base = Path.cwd()
         else:
-            path = mapping or _settings(home).mapping_file
+            path = mapping or settings.mapping_file
             site = load_mapping(path)
             if source not in site.sources:
                 raise InvalidInput(
@@ -460,10 +548,14 @@ def quarantine_list(
     summary: Annotated[
         bool, typer.Option("--summary", help="Counts per source table and reason instead.")
     ] = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Show quarantined records (they may hold identifiers: this stays in the hospital)."""
+    """Show quarantined records (they may hold identifiers: this stays in the hospital)
+    (site operators)."""
     settings = _settings(home)
+    _run(lambda: gate(settings, "quarantine list", token, token_file))
     if summary:
         for source, table, reason, n in _run(lambda: pipeline_cli.quarantine_summary(settings)):
             typer.echo(f"{source}\t{table}\t{reason}\t{n}")

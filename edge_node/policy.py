@@ -109,8 +109,14 @@ max_shift_days = 180
 # What of the birth date reaches the CDM: "year", "year_month" or "date".
 # Month and day, when kept, are shifted like every other date.
 birth = "year"
-# Note text is not copied until free-text scrubbing exists; must stay false.
-keep_note_text = false
+# Clinical notes: "scrubbed" copies each note's text after the free-text
+# de-identifier (identifiers replaced, dates shifted like the patient's other
+# dates); "omit" loads notes with an empty text. A note that cannot be scrubbed
+# is quarantined, never copied as written.
+note_text = "scrubbed"
+# What replaces an identifier in a note: "tags" ([NAME], [PHONE]...) or
+# "surrogates" (realistic stand-ins, the same one for a patient's same value).
+note_identifiers = "tags"
 """
 
 
@@ -239,6 +245,7 @@ def describe_policy(policy: Policy) -> list[str]:
         f'  dates = "{deid.dates}"',
         f"  max_shift_days = {deid.max_shift_days}",
         f'  birth = "{deid.birth}"',
-        f"  keep_note_text = {str(deid.keep_note_text).lower()}",
+        f'  note_text = "{deid.note_text}"',
+        f'  note_identifiers = "{deid.note_identifiers}"',
     ]
     return lines

@@ -37,6 +37,7 @@ from protocol.tls import CaFolder, write_private
 from shared_cdm.errors import Conflict, InvalidInput, NotFound
 
 HUB_NAME = "hub"
+EDGE_OPERATOR = "local-operator"
 HUB_READY = re.compile(r"hub ready grpc=(?P<grpc_host>\S+):(?P<grpc_port>\d+) http=(?P<http>\S+)")
 LOCAL_USER = "local"
 
@@ -79,6 +80,10 @@ class FederationLayout:
 
     def edge_home(self, site: str) -> Path:
         return self.root / "edges" / site
+
+    def edge_token_file(self, site: str) -> Path:
+        """The site operator's token (mode 0600), written by `init --operator`."""
+        return self.edge_home(site) / "operator.token"
 
 
 def _toml_value(value: object) -> str:
@@ -158,8 +163,15 @@ class LocalFederation:
         return run_command(f"oncofed-hub {args[0]}", argv, env=self._env, timeout=timeout)
 
     def edge_command(self, site: str, *args: str, timeout: float = 120.0) -> str:
+        """Run an `oncofed-edge` command as the site's operator."""
         argv = python_module("edge_node.cli", *args, "--home", str(self.layout.edge_home(site)))
-        return run_command(f"oncofed-edge {args[0]} ({site})", argv, env=self._env, timeout=timeout)
+        return run_command(
+            f"oncofed-edge {args[0]} ({site})", argv, env=self._edge_env(site), timeout=timeout
+        )
+
+    def _edge_env(self, site: str) -> dict[str, str]:
+        # `init --operator` writes the token file that every later command reads.
+        return {**self._env, "ONCOFED_EDGE_TOKEN_FILE": str(self.layout.edge_token_file(site))}
 
     # --- the hub ---
 
@@ -278,14 +290,16 @@ class LocalFederation:
         home = self.layout.edge_home(site)
         _copy_tls(issuer, site, home / "tls", trust=trust or self.ca)
         self._say(f"setting up edge {site}")
-        self.edge_command(site, "init", "--site", site, "--hub", hub.grpc_address)
+        self.edge_command(
+            site, "init", "--site", site, "--hub", hub.grpc_address, "--operator", EDGE_OPERATOR
+        )
         if policy is not None:
             shutil.copyfile(policy, home / "policy.toml")
         self.edge_command(site, "dataset", "add", "default", str(csv.resolve()))
         argv = python_module("edge_node.cli", "run", "--home", str(home))
         ready = edge_ready(site) if wait_ready else None
         process, _ = self._processes.start(
-            f"edge-{site}", argv, env=self._env, ready=ready, timeout=self.ready_timeout
+            f"edge-{site}", argv, env=self._edge_env(site), ready=ready, timeout=self.ready_timeout
         )
         with self._edges_lock:
             self.edges[site] = process

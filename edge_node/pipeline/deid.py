@@ -17,9 +17,9 @@ import secrets
 import stat
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_node.security.vault import (
     ENV_KEY,
@@ -230,17 +230,23 @@ class DeidPolicy(BaseModel):
     dates: Literal["shift", "keep"] = "shift"
     max_shift_days: int = Field(default=180, ge=1, le=3650)
     birth: Literal["year", "year_month", "date"] = "year"
-    keep_note_text: bool = False
+    # Notes enter the CDM de-identified (pipeline/notes.py), or with no text at all.
+    note_text: Literal["scrubbed", "omit"] = "scrubbed"
+    note_identifiers: Literal["tags", "surrogates"] = "tags"
 
-    @field_validator("keep_note_text")
+    @model_validator(mode="before")
     @classmethod
-    def _no_note_text_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError(
-                "must be false: note text is not copied into the CDM until "
-                "free-text scrubbing exists"
-            )
-        return value
+    def _retired_keep_note_text(cls, data: Any) -> Any:
+        # Older policy files say `keep_note_text = false`: raw note text was never
+        # copied and still is not, so the line means nothing now.
+        if isinstance(data, dict) and "keep_note_text" in data:
+            if data["keep_note_text"] is not False:
+                raise ValueError(
+                    "keep_note_text is retired: note text is never copied as written; "
+                    'set note_text = "scrubbed" or "omit"'
+                )
+            data = {k: v for k, v in data.items() if k != "keep_note_text"}
+        return data
 
 
 class Deidentifier:
@@ -270,6 +276,12 @@ class Deidentifier:
             days = self.pseudonymizer.date_shift_days(person_key, self.policy.max_shift_days)
             self._shifts[person_key] = days
         return days
+
+    def text_pseudonymizer(self) -> Pseudonymizer:
+        """The pseudonymizer for the free-text de-identifier: the same keys, and date
+        shifts that are this Deidentifier's, so a note's dates move as the person's
+        CDM dates do (not at all when the policy keeps dates)."""
+        return _PolicyShifts(self)
 
     @overload
     def shift(self, d: DateLike, person_key: str) -> DateLike: ...
@@ -301,3 +313,18 @@ class Deidentifier:
         else:
             when = datetime(shifted.year, shifted.month, shifted.day)
         return shifted.year, shifted.month, shifted.day, when
+
+
+class _PolicyShifts(Pseudonymizer):
+    """A Deidentifier's pseudonymizer whose `date_shift_days` is the Deidentifier's
+    `shift_days` (the caller's `max_days` is ignored: the policy's applies)."""
+
+    __slots__ = ("_deid",)
+
+    def __init__(self, deid: Deidentifier) -> None:
+        base = deid.pseudonymizer
+        self._inner, self._outer = base._inner, base._outer
+        self._deid = deid
+
+    def date_shift_days(self, person_key: str, max_days: int) -> int:
+        return self._deid.shift_days(person_key)

@@ -22,6 +22,7 @@ from edge_node.pipeline.dbutil import select_in, where_in
 from edge_node.pipeline.linkage import admissions_t, patients_t, persons_t
 from edge_node.pipeline.loader import CdmWriter, cdm_table
 from edge_node.pipeline.merge import WORST_RANK, Contribution, Origin, merge
+from edge_node.pipeline.notes import SCRUBBED, scrub_notes
 from edge_node.pipeline.persons import _conflict
 from edge_node.pipeline.records import MappedRecord, Rejection
 
@@ -225,7 +226,7 @@ def build_row(ctx: RunContext, target: str, item: Linked) -> dict[str, Any]:
             **_provenance(ctx, r),
         }
     if target == "note":
-        # Text stays at the edge until free-text scrubbing exists; the note is a dated stub.
+        # Only the de-identified text (notes.py); empty when the policy omits notes.
         return {
             "note_id": rid,
             "person_id": item.person_id,
@@ -233,7 +234,7 @@ def build_row(ctx: RunContext, target: str, item: Linked) -> dict[str, Any]:
             "note_type_concept_id": EHR,
             "note_class_concept_id": 0,
             "note_title": r.table[:250],
-            "note_text": "",
+            "note_text": f.get(SCRUBBED, ""),
             "encoding_concept_id": UTF8_ENCODING,
             "language_concept_id": 0,
             "visit_occurrence_id": item.visit_id,
@@ -247,6 +248,9 @@ def load_events(
     """Link, build and write one batch; returns (rejections, conflict rows)."""
     with ctx.state.connect() as conn:
         linked, rejected, skipped = link_events(ctx, conn, target, records)
+    if target == "note":  # the text scrubbed, or the note quarantined (notes.py)
+        linked, unscrubbable = scrub_notes(ctx, linked)
+        rejected += unscrubbable
     for r in skipped:
         ctx.table_counts(r.source, r.table).skipped += 1
     conflicts: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ Field types:
   patient linkage inside the hospital only, dropped before the CDM;
 - `text`, `date`, `datetime`, `number`, `code`, `enum`: as named; `enum` fields
   list their allowed values;
-- `note`: free text; not copied into the CDM until it can be scrubbed.
+- `note`: free text; reaches the CDM only de-identified (`pipeline/notes.py`).
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ TARGETS: MappingProxyType[str, Target] = MappingProxyType(
                     _f("patient_id", "id", *_PID[1:]),
                     _f("note_date", "date", "report_date", "reportdate", "bgrq"),
                     _f("text", "note", "content", "notetext", "reporttext", "nr", "内容"),
+                    _f("lang", "text", "language", "note_language", "语种"),
                 ),
             ),
             Target(

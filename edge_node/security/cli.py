@@ -16,13 +16,12 @@ import typer
 
 from edge_node.errors import exit_code_for
 from edge_node.pipeline.deid import SiteSecret
+from edge_node.security.access import ENV_TOKEN_FILE, acting_token, gate
 from edge_node.security.audit import AuditLog
 from edge_node.security.broker import reidentify
 from edge_node.security.users import (
     ENV_TOKEN,
-    Role,
     add_user,
-    check_role,
     disable_user,
     list_users,
     parse_role,
@@ -55,8 +54,17 @@ TokenOpt = Annotated[
         "--token",
         envvar=ENV_TOKEN,
         show_default=False,
-        help="Your edge user token (prefer the environment variable: it stays out of "
-        "shell history).",
+        help="Your edge user token (prefer a token file or the environment variable: "
+        "they stay out of shell history).",
+    ),
+]
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        envvar=ENV_TOKEN_FILE,
+        show_default=False,
+        help="A file (mode 0600) holding your token, e.g. the one `init --operator` wrote.",
     ),
 ]
 DEFAULT_HOME = Path("edge-data")
@@ -138,6 +146,7 @@ def users_add(
         typer.Option("--role", help="site_operator, clinician or honest_broker (repeatable)."),
     ],
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Add a user and print their token once (site operators; the first user, a site
@@ -146,8 +155,9 @@ def users_add(
 
     def body() -> str:
         wanted = [parse_role(r) for r in roles]
+        acting = acting_token(token, token_file)
         with state_engine(settings) as engine:
-            user, new_token = add_user(engine, name, wanted, token=token)
+            user, new_token = add_user(engine, name, wanted, token=acting)
         typer.echo(f"added {user.name} ({user.role_text}); their token, shown only now:", err=True)
         return new_token
 
@@ -155,13 +165,15 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list(token: TokenOpt = None, home: HomeOpt = DEFAULT_HOME) -> None:
+def users_list(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
     """List users: name, roles, created, active or disabled (site operators)."""
     settings = _settings(home)
 
     def body() -> list[str]:
+        gate(settings, "users list", token, token_file)
         with state_engine(settings) as engine:
-            check_role(engine, token, Role.SITE_OPERATOR, action="users.list")
             return [
                 "\t".join(
                     [
@@ -184,14 +196,16 @@ def users_list(token: TokenOpt = None, home: HomeOpt = DEFAULT_HOME) -> None:
 def users_disable(
     name: Annotated[str, typer.Argument(help="The user to disable.")],
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Disable a user: their token stops working at once (site operators)."""
     settings = _settings(home)
 
     def body() -> None:
+        acting = acting_token(token, token_file)
         with state_engine(settings) as engine:
-            disable_user(engine, name, token=token)
+            disable_user(engine, name, token=acting)
 
     _run(body)
     typer.echo(f"disabled user {name}", err=True)
@@ -201,14 +215,16 @@ def users_disable(
 
 
 @audit_app.command("verify")
-def audit_verify(token: TokenOpt = None, home: HomeOpt = DEFAULT_HOME) -> None:
+def audit_verify(
+    token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME
+) -> None:
     """Check the whole hash chain; exits non-zero naming the first entry that was edited,
     removed or reordered (site operators)."""
     settings = _settings(home)
 
     def body() -> str:
+        gate(settings, "audit verify", token, token_file)
         with state_engine(settings) as engine:
-            check_role(engine, token, Role.SITE_OPERATOR, action="audit.verify")
             report = AuditLog(engine).verify()
         if not report.ok:
             for problem in report.problems:
@@ -233,6 +249,7 @@ def audit_list(
         str | None, typer.Option("--action", help="Only this action, e.g. reidentify.")
     ] = None,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Show audit entries, oldest first: seq, time, actor, roles, action, target, details
@@ -240,8 +257,8 @@ def audit_list(
     settings = _settings(home)
 
     def body() -> list[str]:
+        gate(settings, "audit list", token, token_file)
         with state_engine(settings) as engine:
-            check_role(engine, token, Role.SITE_OPERATOR, action="audit.list")
             return [
                 "\t".join(
                     [
@@ -274,6 +291,7 @@ def reidentify_command(
         str, typer.Option("--reason", help="Why (e.g. a ticket); kept in the audit log.")
     ] = "",
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Print the hospital patient ID(s) behind a pseudonym (honest brokers only; every
@@ -281,8 +299,9 @@ def reidentify_command(
     settings = _settings(home)
 
     def body() -> list[str]:
+        acting = acting_token(token, token_file)
         with state_engine(settings) as engine:
-            return reidentify(engine, token, pseudonym, reason=reason)
+            return reidentify(engine, acting, pseudonym, reason=reason)
 
     ids = _run(body)
     if len(ids) > 1:

@@ -1,19 +1,33 @@
 """Edge users, their roles and tokens, and the checks every data-reading command makes.
 
-Roles: `site_operator` (runs the edge, manages users, reads the audit log),
-`clinician` (reads the site's data), `honest_broker` (the only role that may map a
-pseudonym back to the hospital's patient ID). A user may hold several; no role
-implies another.
+Roles (a user may hold several; no role implies another):
+
+- `site_operator` runs the edge: syncs the hospital's sources into the CDM, reads
+  source samples (`mapping suggest`) and quarantined rows (which are identified
+  data), exports the CDM, registers datasets, approves or rejects tasks, runs the
+  agent, manages users and reads the audit log;
+- `clinician` reads the site's own read-only views: which datasets it serves
+  (`dataset list`), which tasks the hub sent (`tasks list`), what was released to
+  whom (`ledger list`, `ledger budget`) and the release rules (`policy show`);
+  never source rows, identified data, or anything that changes the edge;
+- `honest_broker` is the only role that maps a pseudonym back to the hospital's
+  patient ID (`reidentify`).
+
+`edge_node.security.access.COMMAND_ROLES` is the table the CLI enforces, command by
+command (docs/edge-security.md). The edge serves no endpoint: its agent dials out
+to the hub and pulls tasks, so the CLI is the only way in.
 
 A token is 32 random bytes (URL-safe base64, prefixed `oet_`) shown once when the
 user is added; the database keeps only its SHA-256, so a copy of the state
-database hands out no working token. The acting user's token comes from `--token`
-or `ONCOFED_EDGE_TOKEN`.
+database hands out no working token. The acting user's token comes from `--token`,
+`--token-file`, `ONCOFED_EDGE_TOKEN` or `ONCOFED_EDGE_TOKEN_FILE` (see
+`access.acting_token`).
 
 Every authorization decision, granted or refused, is written to the audit log.
 The first user must be a site operator and may be added without a token (whoever
-can run the CLI on the edge's home bootstraps it); from then on only a site
-operator adds or disables users.
+can run the CLI on the edge's home bootstraps it: `oncofed-edge init --operator
+NAME --token-file PATH`, or `users add NAME --role site_operator`); from then on
+only a site operator adds or disables users.
 """
 
 from __future__ import annotations
@@ -106,10 +120,19 @@ def _has_active_operator(session: Session) -> bool:
     return False
 
 
+def has_site_operator(engine: Engine) -> bool:
+    """Whether the edge has an active site operator (else the first may bootstrap)."""
+    with session_factory(engine)() as session:
+        return _has_active_operator(session)
+
+
 def authenticate(session: Session, token: str | None) -> User:
     """The user holding `token`; `Unauthenticated` for none, an unknown or a disabled one."""
     if not token:
-        raise Unauthenticated(f"no token: pass --token or set {ENV_TOKEN}", code="no_token")
+        raise Unauthenticated(
+            f"no token: pass --token or --token-file, or set {ENV_TOKEN} or {ENV_TOKEN}_FILE",
+            code="no_token",
+        )
     digest = hash_token(token.strip())
     row = session.scalar(sa.select(EdgeUser).where(EdgeUser.token_hash == digest))
     if row is None or not hmac.compare_digest(row.token_hash, digest):

@@ -39,6 +39,7 @@ from edge_node.pipeline.deid import Pseudonymizer, SiteSecret
 from edge_node.pipeline.omop_export import OMOP_TABLES
 from edge_node.pipeline.sync import SyncReport, _Interrupted, run_sync
 from edge_node.policy import load_policy
+from edge_node.security.access import ENV_TOKEN_FILE, bootstrap_operator
 from edge_node.settings import load_settings
 from edge_node.store.database import upgrade_state_db
 from ops.processes import child_env
@@ -66,10 +67,27 @@ Dump = dict[str, list[tuple[Any, ...]]]
 # -- processes -----------------------------------------------------------------
 
 
+def operator_env(home: Path) -> dict[str, str]:
+    """ENV with the token of HOME's site operator, bootstrapped (as `init --operator`
+    does) into a 0600 file in HOME the first time."""
+    token_file = home / "operator.token"
+    if not token_file.exists():
+        bootstrap_operator(load_settings(home), "test-operator", token_file)
+    return {**ENV, ENV_TOKEN_FILE: str(token_file)}
+
+
+def _env_for(args: tuple[str | Path, ...]) -> dict[str, str]:
+    # Every command but the ones that bootstrap the first operator acts as the operator.
+    words = [str(a) for a in args]
+    if "--home" not in words or words[0] == "init" or words[:2] == ["users", "add"]:
+        return ENV
+    return operator_env(Path(words[words.index("--home") + 1]))
+
+
 def edge(*args: str | Path, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(EDGE), *map(str, args)],
-        env=ENV,
+        env=_env_for(args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -80,7 +98,7 @@ def edge(*args: str | Path, timeout: float = CLI_TIMEOUT) -> subprocess.Complete
 def start_edge(*args: str | Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(EDGE), *map(str, args)],
-        env=ENV,
+        env=_env_for(args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -417,6 +435,8 @@ def synced_copy(reference: Reference, root: Path) -> tuple[Path, Path]:
     for name in ("edge.toml", "policy.toml", "edge.db", "analysis.db"):
         shutil.copyfile(reference.home / name, home / name)
     shutil.copy2(reference.home / "pipeline.key", home / "pipeline.key")
+    if (reference.home / "operator.token").exists():  # the copied edge.db knows its operator
+        shutil.copy2(reference.home / "operator.token", home / "operator.token")
     write_mapping(home, src)
     return src, home
 
@@ -505,7 +525,7 @@ def test_sync_killed_at_random_moments_then_rerun_gives_the_reference_cdm(
             started = time.monotonic()
             proc = subprocess.Popen(
                 [str(EDGE), "sync", "--home", str(home), "--quiet"],
-                env=ENV,
+                env=operator_env(home),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -587,11 +607,16 @@ def test_sync_killed_while_it_creates_its_databases_recovers(
     database: str, version_table: str, reference: Reference, vocab: Vocabulary, tmp_path: Path
 ) -> None:
     # A home whose SQLite databases do not exist yet (no `init`; or new migrations
-    # after a software upgrade): the sync creates them. It is killed the moment
-    # `database` shows tables but no migration version, i.e. a schema half made;
-    # the next sync must still finish the job.
+    # after a software upgrade): the first command creates them. It is killed the
+    # moment `database` shows tables but no migration version, i.e. a schema half
+    # made; the next sync must still finish the job. The state database holds the
+    # edge's users, so the first command to make it is the operator's bootstrap; the
+    # analysis database is made by the operator's sync.
     home = new_home(tmp_path, "H5", reference.hospital, secret_from=reference.home)
-    proc = start_edge("sync", "--home", home, "--quiet")
+    if database == "edge.db":
+        proc = start_edge("users", "add", "op", "--role", "site_operator", "--home", home)
+    else:
+        proc = start_edge("sync", "--home", home, "--quiet")
     seen: list[str] = []
     while proc.poll() is None and not seen:
         seen = half_made(home / database, version_table)
@@ -1042,7 +1067,14 @@ def test_cli_init_sync_export_quarantine_suggest_and_a_concurrent_sync(
         start_edge("export-omop", out, "--home", reference.home),
         start_edge("quarantine", "list", "--summary", "--home", reference.home),
         start_edge(
-            "mapping", "suggest", "--source", "emr", "--mapping", reference.home / "mapping.yaml"
+            "mapping",
+            "suggest",
+            "--source",
+            "emr",
+            "--mapping",
+            reference.home / "mapping.yaml",
+            "--home",
+            reference.home,
         ),
     ]
 

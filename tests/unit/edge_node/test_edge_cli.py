@@ -28,11 +28,29 @@ runner = CliRunner()
 def home(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ONCOFED_EDGE_STATE_DB_URL", db_url)
     monkeypatch.setenv("ONCOFED_EDGE_ANALYSIS_DB_URL", db_url)
+    monkeypatch.delenv("ONCOFED_EDGE_TOKEN", raising=False)
+    monkeypatch.delenv("ONCOFED_EDGE_TOKEN_FILE", raising=False)
     home = tmp_path / "edge"
+    token_file = tmp_path / "operator.token"
     result = runner.invoke(
-        app, ["init", "--home", str(home), "--site", "site-a", "--hub", "127.0.0.1:50051"]
+        app,
+        [
+            "init",
+            "--home",
+            str(home),
+            "--site",
+            "site-a",
+            "--hub",
+            "127.0.0.1:50051",
+            "--operator",
+            "olga",
+            "--token-file",
+            str(token_file),
+        ],
     )
     assert result.exit_code == 0, result.output
+    # every later command acts as the site operator `init` bootstrapped
+    monkeypatch.setenv("ONCOFED_EDGE_TOKEN_FILE", str(token_file))
     return home
 
 

@@ -46,7 +46,7 @@ def test_a_site_sets_its_own_rules(tmp_path: Path) -> None:
     deid = load_policy(path).deidentification
 
     assert deid == DeidPolicy(dates="keep", max_shift_days=30, birth="year_month")
-    assert deid.keep_note_text is False
+    assert (deid.note_text, deid.note_identifiers) == ("scrubbed", "tags")
 
 
 @pytest.mark.parametrize(
@@ -57,8 +57,8 @@ def test_a_site_sets_its_own_rules(tmp_path: Path) -> None:
         ('max_shift_days = "90"', "deidentification.max_shift_days"),
         ("max_shift_days = 90.0", "deidentification.max_shift_days"),
         ('birth = "decade"', "deidentification.birth"),
-        ("keep_note_text = true", "deidentification.keep_note_text"),
-        ('keep_note_text = "no"', "deidentification.keep_note_text"),
+        ('note_text = "raw"', "deidentification.note_text"),
+        ('note_identifiers = "none"', "deidentification.note_identifiers"),
         ("shift_dates = true", "deidentification.shift_dates"),
     ],
 )
@@ -70,9 +70,12 @@ def test_bad_values_are_rejected_naming_the_key(text: str, key: str) -> None:
     assert info.value.code == "invalid_policy"
 
 
-def test_keeping_note_text_is_refused_with_the_reason() -> None:
-    with pytest.raises(InvalidInput, match="free-text scrubbing"):
+def test_raw_note_text_is_refused_and_the_retired_false_accepted() -> None:
+    with pytest.raises(InvalidInput, match="never copied as written"):
         parse_policy("[deidentification]\nkeep_note_text = true\n")
+    # policy files written before scrubbing existed say `keep_note_text = false`
+    old = parse_policy("[deidentification]\nkeep_note_text = false\n").deidentification
+    assert old == DeidPolicy()
 
 
 def test_section_must_be_a_table() -> None:
@@ -101,5 +104,6 @@ def test_policy_show_lists_the_section() -> None:
         '  dates = "shift"',
         "  max_shift_days = 180",
         '  birth = "year_month"',
-        "  keep_note_text = false",
+        '  note_text = "scrubbed"',
+        '  note_identifiers = "tags"',
     ]

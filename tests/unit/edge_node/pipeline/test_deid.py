@@ -175,10 +175,10 @@ def test_pseudonyms_are_fast() -> None:
 def test_deid_policy_defaults_and_validation() -> None:
     policy = DeidPolicy()
     assert (policy.dates, policy.max_shift_days, policy.birth) == ("shift", 180, "year")
-    assert policy.keep_note_text is False
+    assert (policy.note_text, policy.note_identifiers) == ("scrubbed", "tags")
 
-    with pytest.raises(ValidationError, match="free-text scrubbing"):
-        DeidPolicy(keep_note_text=True)
+    with pytest.raises(ValidationError, match="never copied as written"):
+        DeidPolicy(keep_note_text=True)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         DeidPolicy(dates="drop")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):

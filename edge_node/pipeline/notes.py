@@ -1,0 +1,158 @@
+"""Note text into the CDM, scrubbed by the free-text de-identifier.
+
+Every note that enters the analysis database goes through
+`edge_node.deid_text.deidentify` first; its text is never copied as the source
+wrote it. The de-identifier is keyed by the person's pseudonym and shifts a note's
+dates through `Deidentifier.text_pseudonymizer()`, i.e. by the very offset the
+pipeline adds to that person's structured dates (none when the policy keeps
+dates), so the interval between a date in a note and a visit in the CDM survives.
+
+The policy's `[deidentification]` section decides: `note_text = "scrubbed"` (the
+default) or `"omit"` (an empty text, as before scrubbing existed), and
+`note_identifiers = "tags"` (`[NAME]`) or `"surrogates"` (realistic stand-ins).
+The language is the note's `lang` field when the mapping gives one (zh or en),
+otherwise guessed from the text.
+
+A note that cannot be scrubbed safely (binary content, too large, the
+de-identifier failed) is quarantined with the reason, never loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from edge_node.deid_text import Settings, deidentify
+from edge_node.pipeline.deid import Pseudonymizer
+from edge_node.pipeline.records import MappedRecord, Rejection
+
+if TYPE_CHECKING:
+    from edge_node.pipeline.context import RunContext
+    from edge_node.pipeline.events import Linked
+
+log = logging.getLogger(__name__)
+
+# The de-identified text travels in this field; build_row copies only it.
+SCRUBBED = "_scrubbed_text"
+MAX_NOTE_CHARS = 2_000_000
+BINARY_SHARE = 0.10
+_LANGS = {
+    "zh": "zh",
+    "zh-cn": "zh",
+    "zh_cn": "zh",
+    "zh-hans": "zh",
+    "chinese": "zh",
+    "中文": "zh",
+    "汉语": "zh",
+    "en": "en",
+    "en-us": "en",
+    "en-gb": "en",
+    "english": "en",
+    "英文": "en",
+    "英语": "en",
+}
+
+
+def note_lang(value: object) -> str | None:
+    """zh or en for a language the source names, None (guess from the text) otherwise."""
+    if not isinstance(value, str):
+        return None
+    return _LANGS.get(value.strip().lower())
+
+
+def _binary_share(text: str) -> float:
+    sample = text[:100_000]
+    bad = sum(1 for c in sample if (ord(c) < 32 and c not in "\t\n\r\f") or c == "\ufffd")
+    return bad / max(1, len(sample))
+
+
+class NoteRefused(Exception):
+    """A note that cannot be scrubbed; `code` and `reason` go to the quarantine."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def scrub(
+    text: str | None,
+    *,
+    lang: str | None,
+    person_key: str,
+    pseudonymizer: Pseudonymizer,
+    surrogates: bool,
+) -> str:
+    """The note's text with its identifiers replaced and its dates shifted; raises
+    `NoteRefused` rather than return anything unscrubbed."""
+    if text is None or not text.strip():
+        return ""
+    if len(text) > MAX_NOTE_CHARS:
+        raise NoteRefused(
+            "note_too_large",
+            f"note of {len(text):,} characters is over the {MAX_NOTE_CHARS:,} the "
+            "de-identifier is run on; not loaded",
+        )
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    share = _binary_share(text)
+    if share > BINARY_SHARE:
+        raise NoteRefused(
+            "note_binary",
+            f"note looks binary ({share:.0%} control or undecodable characters); not loaded",
+        )
+    try:
+        result = deidentify(
+            text,
+            lang=lang,
+            patient_key=person_key,
+            pseudonymizer=pseudonymizer,
+            settings=Settings(surrogates=surrogates),
+        )
+    except Exception as exc:  # any failure quarantines the note; nothing raw is loaded
+        log.warning("de-identifying a note failed: %s", type(exc).__name__)
+        raise NoteRefused(
+            "note_scrub_failed",
+            f"the de-identifier failed on this note ({type(exc).__name__}); not loaded",
+        ) from exc
+    return result.text
+
+
+def with_text(record: MappedRecord, text: str) -> MappedRecord:
+    """`record` carrying its scrubbed text in SCRUBBED (the source text stays in `text`)."""
+    return replace(record, fields={**record.fields, SCRUBBED: text})
+
+
+def refusal(record: MappedRecord, refused: NoteRefused) -> Rejection:
+    raw = {k: None if v is None else str(v) for k, v in record.fields.items() if k != SCRUBBED}
+    return Rejection(
+        record.source, record.table, record.key, refused.code, refused.reason, "text", raw
+    )
+
+
+def scrub_notes(ctx: RunContext, linked: list[Linked]) -> tuple[list[Linked], list[Rejection]]:
+    """The batch's notes with their scrubbed text (see SCRUBBED), and the notes that
+    could not be scrubbed, as rejections."""
+    policy = ctx.deid.policy
+    if policy.note_text == "omit":
+        return linked, []
+    pseudonymizer = ctx.deid.text_pseudonymizer()
+    surrogates = policy.note_identifiers == "surrogates"
+    kept: list[Linked] = []
+    refused: list[Rejection] = []
+    for item in linked:
+        fields = item.record.fields
+        try:
+            text = scrub(
+                fields.get("text"),
+                lang=note_lang(fields.get("lang")),
+                person_key=item.person_key,
+                pseudonymizer=pseudonymizer,
+                surrogates=surrogates,
+            )
+        except NoteRefused as exc:
+            refused.append(refusal(item.record, exc))
+            continue
+        kept.append(replace(item, record=with_text(item.record, text)))
+    return kept, refused
