@@ -23,6 +23,7 @@ from tenacity import (
 from edge_node.errors import error_from_rpc, is_transient
 from edge_node.settings import EdgeSettings
 from protocol import serde
+from protocol.capture import capture_channel
 from protocol.generated import oncofed_federation_pb2_grpc as pb_grpc
 from protocol.messages import (
     Registration,
@@ -63,11 +64,13 @@ class RetryPolicy:
 def open_channel(settings: EdgeSettings) -> grpc.Channel:
     """A mutual-TLS channel to the hub; the hub's certificate is checked against
     `hub_server_name` whatever address it is reached by."""
-    return grpc.secure_channel(
+    channel = grpc.secure_channel(
         settings.hub_address,
         channel_credentials(settings.tls_files),
         options=[("grpc.ssl_target_name_override", settings.hub_server_name)],
     )
+    # Only with ONCOFED_WIRE_CAPTURE set (protocol.capture): every message to a file.
+    return capture_channel(channel, f"edge {settings.site_name}")
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -18,6 +18,7 @@ from hub.nodes import NodeRegistry
 from hub.settings import HubSettings
 from hub.studies.service import Clock, StudyService
 from protocol import serde
+from protocol.capture import server_interceptors
 from protocol.generated import oncofed_federation_pb2_grpc as pb_grpc
 from protocol.messages import PROTOCOL_VERSION
 from protocol.tls import peer_identity, server_credentials, validate_party_name
@@ -137,6 +138,7 @@ def create_grpc_server(
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="hub-grpc"),
         options=grpc_options(settings.max_message_bytes),
+        interceptors=server_interceptors(),  # only with ONCOFED_WIRE_CAPTURE (protocol.capture)
     )
     pb_grpc.add_EdgeHubServicer_to_server(EdgeHubService(studies, nodes, clock), server)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
