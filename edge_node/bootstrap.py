@@ -1,26 +1,30 @@
-"""The composition root: settings in, wired databases, runner and agent out."""
+"""The composition root: settings in, wired databases, runner and agent out.
+
+The agent, runner and gRPC parts are imported when first needed: they pull in the
+analyses (pandas, scipy), which commands that only open the stores never use.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import grpc
 from sqlalchemy import Engine
 
-from edge_node.agent import EdgeAgent, registration_for
-from edge_node.cdm import refresh_cdm
-from edge_node.hub_client import HubClient, open_channel
 from edge_node.ledger.service import Ledger
 from edge_node.policy import Policy, load_policy
-from edge_node.runner import TaskRunner
-from edge_node.secagg import SiteIdentity
 from edge_node.settings import EdgeSettings
 from edge_node.store.database import open_analysis_db, open_state_db
 from edge_node.store.datasets import DatasetRegistry
 from edge_node.store.tasks import TaskStore
-from protocol.messages import Registration
+
+if TYPE_CHECKING:
+    from edge_node.agent import EdgeAgent
+    from edge_node.runner import TaskRunner
+    from edge_node.secagg import SiteIdentity
+    from protocol.messages import Registration
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class EdgeStores:
 
     def registration(self) -> Registration:
         """What the hub is told, with the CDM dataset's version as it is now."""
+        from edge_node.agent import registration_for
+        from edge_node.cdm import refresh_cdm
+
         registry = self.registry
         refresh_cdm(self.analysis, registry)
         return registration_for(registry)
@@ -63,12 +70,20 @@ def edge_stores(settings: EdgeSettings) -> Iterator[EdgeStores]:
 def build_runner(
     stores: EdgeStores, policy: Policy, identity: SiteIdentity | None = None
 ) -> TaskRunner:
+    from edge_node.runner import TaskRunner
+
     return TaskRunner.create(stores.analysis, stores.state, policy, identity)
 
 
 @contextmanager
 def edge_agent(settings: EdgeSettings) -> Iterator[EdgeAgent]:
     """The agent wired to the hub over mutual TLS; the channel is closed on the way out."""
+    import grpc
+
+    from edge_node.agent import EdgeAgent
+    from edge_node.hub_client import HubClient, open_channel
+    from edge_node.secagg import SiteIdentity
+
     policy = load_policy(settings.policy_file)
     # Read now: a missing file is named here, not at the first RPC; the same certificate
     # signs this site's secure-aggregation keys.

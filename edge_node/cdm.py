@@ -14,16 +14,18 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from edge_node.store.datasets import DatasetRecord, DatasetRegistry
-from federated_ml.analyses.base import StudySpec
 from shared_cdm.analysis_dataset import DatasetSpec, parse_dataset_spec
 from shared_cdm.db import upgrade
 from shared_cdm.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from federated_ml.analyses.base import StudySpec
 
 CDM = "cdm"
 CDM_DATASET = "cdm"  # the dataset name studies use
