@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from edge_node.pipeline import first_load
 from edge_node.pipeline.connectors import Connector, SourceMissing, open_connector
 from edge_node.pipeline.context import ProgressHook, RunContext, TableCounts, utcnow
 from edge_node.pipeline.dbutil import chunks, select_in, upsert
@@ -111,8 +112,11 @@ def run_sync(
     progress: ProgressHook | None = None,
     vocab: Vocabulary | None = None,
     stop_after_batches: int | None = None,
+    defer_indexes: bool = True,
 ) -> SyncReport:
-    """Run the pipeline once. `stop_after_batches` exists for tests of interruption."""
+    """Run the pipeline once. `stop_after_batches` exists for tests of interruption;
+    `defer_indexes=False` loads empty event tables with their indexes in place (the
+    rows are the same; tests compare the two ways)."""
     started = time.perf_counter()
     mapping = load_mapping(mapping_file)
     with sync_lock(home):
@@ -140,7 +144,13 @@ def run_sync(
                 batch_size=batch_size,
                 progress=progress,
             )
-            runner = _Runner(ctx, mapping, full=full, stop_after_batches=stop_after_batches)
+            runner = _Runner(
+                ctx,
+                mapping,
+                full=full,
+                stop_after_batches=stop_after_batches,
+                defer_indexes=defer_indexes,
+            )
             try:
                 runner.run()
                 status = "finished"
@@ -284,9 +294,16 @@ def _finish_run(state: sa.Engine, run_id: int, status: str, summary: dict[str, A
 
 class _Runner:
     def __init__(
-        self, ctx: RunContext, mapping: SiteMapping, *, full: bool, stop_after_batches: int | None
+        self,
+        ctx: RunContext,
+        mapping: SiteMapping,
+        *,
+        full: bool,
+        stop_after_batches: int | None,
+        defer_indexes: bool = True,
     ) -> None:
         self.ctx = ctx
+        self.defer_indexes = defer_indexes
         self.mapping = mapping
         self.full = full
         self.connectors: dict[str, Connector] = {}
@@ -309,6 +326,8 @@ class _Runner:
 
     def run(self) -> None:
         ctx = self.ctx
+        # A first load killed before it rebuilt its indexes: rebuilt before anything reads.
+        first_load.rebuild(ctx.analysis)
         if self.full:
             with ctx.state.begin() as conn:
                 conn.execute(sa.delete(watermarks_t))
@@ -323,8 +342,13 @@ class _Runner:
             count_index_rows(ctx, conn)
         self.persons += build_dirty_persons(ctx)
         self._backfill()
+        # Nothing reads the event tables while they load: an empty one takes its rows
+        # without indexes and foreign keys, which are built once at the end.
+        if self.defer_indexes:
+            first_load.defer(ctx.analysis)
         for tm in self.tables(*EVENT_TARGETS):
             self._process(tm)
+        first_load.rebuild(ctx.analysis)
 
     def _any_watermark(self, tables: list[TableMapping]) -> bool:
         with self.ctx.state.connect() as conn:

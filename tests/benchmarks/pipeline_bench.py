@@ -49,6 +49,15 @@ def pg_server_url() -> str:
     return os.environ.get("ONCOFED_TEST_PG_URL") or DEFAULT_PG_URL
 
 
+def note_text_setting() -> str | None:
+    """ONCOFED_BENCH_NOTE_TEXT=omit|scrubbed overrides the policy's `note_text`
+    (default: the policy `init` writes, which scrubs note text)."""
+    value = os.environ.get("ONCOFED_BENCH_NOTE_TEXT")
+    if value not in (None, "omit", "scrubbed"):
+        raise ValueError(f"ONCOFED_BENCH_NOTE_TEXT must be omit or scrubbed, not {value!r}")
+    return value
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("ONCOFED_BENCH_DIR") or DEFAULT_CACHE)
 
@@ -274,12 +283,21 @@ def run_sync_child(
         encoding="utf-8",
     )
     edge = _bin("oncofed-edge")
-    subprocess.run(
-        [*edge, "init", "--site", "bench", "--hub", "127.0.0.1:1", "--home", str(home)],
-        check=True,
-        capture_output=True,
-    )
+    token_file = home / "operator.token"
+    init = [*edge, "init", "--site", "bench", "--hub", "127.0.0.1:1", "--home", str(home)]
+    if not token_file.exists():  # the first site operator, who runs the sync
+        init += ["--operator", "bench", "--token-file", str(token_file)]
+    subprocess.run(init, check=True, capture_output=True)
+    note_text = note_text_setting()
+    if note_text is not None:  # the site policy's choice, as an operator would edit it
+        policy = home / "policy.toml"
+        lines = policy.read_text(encoding="utf-8").splitlines()
+        edited = [
+            f'note_text = "{note_text}"' if ln.startswith("note_text") else ln for ln in lines
+        ]
+        policy.write_text("\n".join(edited) + "\n", encoding="utf-8")
     cmd = [*edge, "sync", "--home", str(home), "--quiet", "--json"]
+    cmd += ["--token-file", str(token_file)]
     if batch_size is not None:
         cmd += ["--batch-size", str(batch_size)]
     code, seconds, peak, cpu = _run_measured(
@@ -358,6 +376,125 @@ def profile(patients: int, top: int, batch_size: int, out: Path | None) -> None:
         print(buf.getvalue())
 
 
+# -- where the time goes, without a profiler's overhead ------------------------------------
+
+
+class _Stages:
+    """Wall seconds per stage of one in-process run, from wrappers put around the
+    pipeline's stage functions for the run (and taken off after it). The reader
+    thread (read + map) overlaps the main thread, so its seconds are listed apart."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def wrap(self, owner: Any, attr: str, name: str) -> None:
+        original = getattr(owner, attr)
+        self._undo.append((owner, attr, original))
+        setattr(owner, attr, self._timed_call(original, name))
+
+    def wrap_dict(self, table: dict[str, Any], name: str) -> None:
+        for key, original in list(table.items()):
+            self._undo.append((table, key, original))
+            table[key] = self._timed_call(original, name)
+
+    def _timed_call(self, original: Any, name: str) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.add(name, time.perf_counter() - started)
+
+        return timed
+
+    def timed_iter(self, items: Iterator[Any], name: str) -> Iterator[Any]:
+        it = iter(items)
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                self.add(name, time.perf_counter() - started)
+                return
+            self.add(name, time.perf_counter() - started)
+            yield item
+
+    def undo(self) -> None:
+        for owner, attr, original in reversed(self._undo):
+            if isinstance(owner, dict):
+                owner[attr] = original
+            else:
+                setattr(owner, attr, original)
+        self._undo.clear()
+
+
+def stages(patients: int, batch_size: int, defer_indexes: bool, note_text: str) -> None:
+    from edge_node.pipeline import events, first_load, linkage, sync
+    from edge_node.pipeline.deid import DeidPolicy
+
+    folder = hospital(patients)
+    clock = _Stages()
+    clock.wrap(sync, "upgrade_state_db", "migrations")
+    clock.wrap(sync, "upgrade", "migrations")
+    clock.wrap(sync, "_ensure_concepts", "vocabulary into the CDM")
+    clock.wrap(sync._Runner, "_rank_sources", "rank sources (sample)")
+    clock.wrap_dict(linkage.INDEXERS, "index tables (patients, stays, diagnoses)")
+    clock.wrap(sync, "count_index_rows", "index tables (patients, stays, diagnoses)")
+    clock.wrap(sync, "build_dirty_persons", "persons, visits, conditions")
+    clock.wrap(events, "link_events", "events: link")
+    if hasattr(events, "scrub_notes"):
+        clock.wrap(events, "scrub_notes", "events: note text scrubbing")
+    clock.wrap(events, "_load_labs", "events: labs merge+build+COPY")
+    clock.wrap(sync, "load_events", "events: all (link+write)")
+    clock.wrap(sync._Runner, "_commit", "quarantine + watermarks")
+    clock.wrap(first_load, "defer", "first load: drop indexes")
+    clock.wrap(first_load, "rebuild", "first load: rebuild indexes")
+    mapped, prefetched = sync._mapped, sync.prefetched
+
+    def timed_mapped(tm: Any, mapper: Any, batches: Iterator[Any]) -> Iterator[Any]:
+        inner = mapped(tm, mapper, clock.timed_iter(batches, "reader thread: read"))
+        return clock.timed_iter(inner, "reader thread: read+map")
+
+    def timed_prefetched(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+        return clock.timed_iter(prefetched(items, depth), "main: waiting for the reader")
+
+    clock._undo += [(sync, "_mapped", mapped), (sync, "prefetched", prefetched)]
+    sync._mapped, sync.prefetched = timed_mapped, timed_prefetched
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="oncofed-stages-") as tmp,
+            pg_database("state") as state,
+            pg_database("analysis") as analysis,
+        ):
+            started = time.perf_counter()
+            cpu = time.process_time()
+            report = sync.run_sync(
+                home=Path(tmp),
+                state_db_url=state,
+                analysis_db_url=analysis,
+                mapping_file=folder / "mapping.yaml",
+                batch_size=batch_size,
+                defer_indexes=defer_indexes,
+                deid_policy=DeidPolicy(note_text=note_text),  # type: ignore[arg-type]
+            )
+            seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+    finally:
+        clock.undo()
+    read = sum(c.read for c in report.counts.values())
+    print(
+        f"in-process run: {patients:,} patients, {read:,} rows, {seconds:.1f} s "
+        f"({read / seconds:,.0f} rows/s), process CPU {cpu:.1f} s, batch {batch_size}, "
+        f"indexes {'deferred' if defer_indexes else 'kept'}, note text {note_text}"
+    )
+    for name, spent in sorted(clock.seconds.items(), key=lambda i: -i[1]):
+        print(f"  {name:<45} {spent:7.2f} s  {100 * spent / seconds:5.1f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.pipeline_bench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -368,8 +505,18 @@ def main() -> None:
     prof.add_argument("--top", type=int, default=40)
     prof.add_argument("--batch-size", type=int, default=20_000)
     prof.add_argument("--out", type=Path, default=None, help="also dump the raw stats here")
+    stage = sub.add_parser("stages", help="time one in-process sync per stage, no profiler")
+    stage.add_argument(
+        "--patients", type=int, default=int(os.environ.get("ONCOFED_BENCH_PATIENTS", "20000"))
+    )
+    stage.add_argument("--batch-size", type=int, default=20_000)
+    stage.add_argument("--keep-indexes", action="store_true", help="no first-load deferral")
+    stage.add_argument("--note-text", choices=("scrubbed", "omit"), default="scrubbed")
     args = parser.parse_args()
-    profile(args.patients, args.top, args.batch_size, args.out)
+    if args.command == "stages":
+        stages(args.patients, args.batch_size, not args.keep_indexes, args.note_text)
+    else:
+        profile(args.patients, args.top, args.batch_size, args.out)
 
 
 if __name__ == "__main__":
