@@ -1,6 +1,8 @@
 """`oncofed-edge deid-text` and `oncofed-edge deid-eval`.
 
-`register(app)` adds both commands to the edge CLI.
+`register(app)` adds both commands to the edge CLI. The de-identifier (spaCy,
+jieba, and through spaCy thinc and torch) is imported inside the commands, so
+the other edge commands do not pay for loading it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,7 @@ from typing import Annotated
 
 import typer
 
-from edge_node.deid_text.core import MAX_SHIFT_DAYS, Settings
-from edge_node.deid_text.evaluate import SPLITS, evaluate, load, split_path
-from edge_node.deid_text.jsonl import run
-from edge_node.pipeline.deid import SiteSecret
-from shared_cdm.errors import OncoFedError
+from edge_node.deid_text.settings import MAX_SHIFT_DAYS, SPLITS, Settings
 
 
 def deid_text(
@@ -46,6 +44,10 @@ def deid_text(
     ] = MAX_SHIFT_DAYS,
 ) -> None:
     """De-identify clinical notes (zh/en): find identifiers, shift dates, replace the rest."""
+    from edge_node.deid_text.jsonl import run
+    from edge_node.pipeline.deid import SiteSecret
+    from shared_cdm.errors import OncoFedError
+
     if not in_path.is_file():
         typer.echo(f"error: no input file {in_path}", err=True)
         raise typer.Exit(2)
@@ -91,6 +93,8 @@ def deid_eval(
     ] = 20,
 ) -> None:
     """Score the de-identifier: entity recall, character precision, leaks, clinical terms lost."""
+    from edge_node.deid_text.evaluate import evaluate, load, split_path
+
     try:
         path = file if file is not None else split_path(split)
     except ValueError as exc:

@@ -18,22 +18,19 @@ from datetime import date, timedelta
 
 from edge_node.deid_text import pipeline
 from edge_node.deid_text.rules import HAN
+from edge_node.deid_text.settings import MAX_SHIFT_DAYS, Settings
 from edge_node.pipeline.deid import Pseudonymizer
 
+__all__ = ["MAX_SHIFT_DAYS", "Result", "Settings", "deidentify", "detect"]
+
 CHUNK_CHARS = 100_000
-MAX_SHIFT_DAYS = 180
+DEFAULT_SETTINGS = Settings()
 
 _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 ]  # fmt: skip
 _ZH_DIGITS = "〇一二三四五六七八九"
-
-
-@dataclass(frozen=True)
-class Settings:
-    surrogates: bool = False
-    max_shift_days: int = MAX_SHIFT_DAYS
 
 
 @dataclass
@@ -305,7 +302,7 @@ def deidentify(
     lang: str | None,
     patient_key: str,
     pseudonymizer: Pseudonymizer,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> Result:
     """Detect and replace identifiers in one note."""
     spans = detect(text, lang)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_node.deid_text.core import detect
 from edge_node.deid_text.lexicon import lexicon
+from edge_node.deid_text.settings import SPLITS
+
+__all__ = ["SPLITS", "Report", "evaluate", "load", "split_path"]
 
 DEVSET_DIR = Path(__file__).with_name("devset")
-SPLITS = ("dev", "heldout", "independent")
 
 
 @dataclass
@@ -71,10 +72,14 @@ def split_path(split: str) -> Path:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if split == "independent":  # hand-written set, built from its own sources
         return DEVSET_DIR / "independent" / "independent.jsonl"
+    if split == "independent2":  # second hand-written set, same builder
+        return DEVSET_DIR / "independent2" / "independent2.jsonl"
     return DEVSET_DIR / f"{split}.jsonl"
 
 
 def evaluate(records: list[dict[str, Any]]) -> Report:
+    from edge_node.deid_text.core import detect  # spaCy and jieba: loaded only to score
+
     rep = Report()
     clinical_re = lexicon().clinical_re
     for rec in records:

@@ -55,6 +55,17 @@ def trie_pattern(terms: Iterable[str]) -> str:
     return emit(root)
 
 
+@lru_cache(maxsize=1)
+def quiet_jieba() -> None:
+    """jieba logs "Building prefix dict..." at DEBUG to stderr on every first use;
+    keep its warnings and errors only (ours go through our own messages)."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+
+
 def _rows(name: str) -> list[dict[str, str]]:
     with (DATA_DIR / name).open(encoding="utf-8", newline="") as fh:
         return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]

@@ -4,7 +4,8 @@ Built on `spacy.blank("en")` or `spacy.blank("zh")` with our own registered
 tokenizer (`onco_deid_tokenizer.v1`: whitespace for English, jieba for Chinese), so
 nothing is downloaded. Components add `Hit`s to `doc.user_data["onco_deid_hits"]`; the last one
 (`onco_deid_resolve`) applies the clinical keep-list and merges overlaps into
-`doc._.phi` as (start, end, type) character offsets into `doc.text`.
+`doc._.phi` as (start, end, type) character offsets into `doc.text`. Before it,
+`onco_deid_context` adds hits found by their neighbours (`context.py`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-from edge_node.deid_text import rules
-from edge_node.deid_text.lexicon import ascii_lower, clinical_terms, lexicon
+from edge_node.deid_text import context, rules
+from edge_node.deid_text.lexicon import ascii_lower, clinical_terms, lexicon, quiet_jieba
 from edge_node.deid_text.rules import Hit
 
 Span3 = tuple[int, int, str]
@@ -29,6 +30,7 @@ COMPONENTS = (
     "onco_deid_addresses",
     "onco_deid_organizations",
     "onco_deid_names",
+    "onco_deid_context",
     "onco_deid_resolve",
 )
 
@@ -43,6 +45,7 @@ _PERSON_TAGS = ("nr", "nrfg", "nrt")
 def jieba_words(text: str) -> list[str]:
     import jieba
 
+    quiet_jieba()
     words: list[str] = jieba.lcut(text)
     return words
 
@@ -57,6 +60,7 @@ def person_tag(word: str) -> str:
     """
     import jieba.posseg
 
+    quiet_jieba()
     if len(word) >= 2 and (word[-1] in _NOT_NAME_END or word in lexicon().titles_zh):
         return ""  # a role or a unit, even where jieba's dictionary says "nr": 麻醉师
     tag = jieba.posseg.dt.word_tag_tab.get(word)
@@ -84,6 +88,7 @@ class FastTokenizer:
         self.lang = lang
 
     def __call__(self, text: str) -> Doc:
+        text = context.fold_width(text)  # one character for one: offsets unchanged
         tags: list[str] | None = None
         if self.lang == "zh" and rules.has_han(text):
             words = jieba_words(text)
@@ -133,7 +138,7 @@ def _hits(doc: Doc) -> list[Hit]:
 
 
 def _boundary(doc: Doc) -> rules.Boundaries | None:
-    if doc.lang_ != "zh":
+    if doc.lang_ != "zh" or not len(doc):
         return None
     starts = set(doc.to_array("IDX").tolist()) | {len(_text(doc))}
     return starts.__contains__
@@ -173,6 +178,13 @@ def names_component(doc: Doc) -> Doc:
     return doc
 
 
+@Language.component("onco_deid_context")
+def context_component(doc: Doc) -> Doc:
+    hits = _hits(doc)
+    hits[:] = context.detect(_text(doc), hits, _low(doc))
+    return doc
+
+
 @Language.component("onco_deid_resolve")
 def resolve_component(doc: Doc) -> Doc:
     doc._.phi = resolve(_text(doc), _hits(doc))
@@ -194,6 +206,7 @@ def protected_terms(text: str, low: str) -> list[tuple[int, int, str]]:
     """Clinical terms and TNM strings in the note, sorted: what the keep-list guards."""
     found = set(clinical_terms(low))
     found.update((s, e, "staging") for s, e in rules.tnm_spans(text))
+    found.update(context.protected(text))
     return sorted(found)
 
 
@@ -226,8 +239,8 @@ def keep_filter(
         # A strong hit is dropped only when it *is* the clinical word (or inside it):
         # "Dr. Wilson" stays a name, "主治医师" or "信迪利单抗" is not one.
         inside = [p for p in overlapping if p[0] <= h.start and h.end <= p[1]]
-        if any(p[2] != "eponym" for p in inside):
-            continue
+        if any(p[2] != "eponym" or p[1] - p[0] > h.end - h.start for p in inside):
+            continue  # a clinical word, or a longer eponym phrase ("Sister Mary Joseph")
         if inside and h.type != "NAME":
             continue
         if any(p[2] == "eponym" and _DISEASE_AFTER.match(text, p[1]) for p in inside):
@@ -279,13 +292,21 @@ def runner(lang: str) -> Callable[[str], Doc]:
 
     The same steps as `nlp(text)` without `Language.__call__`'s per-document
     bookkeeping, which costs about a tenth of the time on short English notes.
+    For a text with no Chinese the detectors read only the text, never the tokens
+    (word boundaries and person tags are Chinese-only), so the Doc is left without
+    tokens: building them was a tenth of the English time.
     """
     nlp = build(lang)
     steps = [proc for _, proc in nlp.pipeline]
     make_doc = nlp.make_doc
+    vocab = nlp.vocab
 
     def run(text: str) -> Doc:
-        doc = make_doc(text)
+        if lang == "zh" and rules.has_han(text):
+            doc = make_doc(text)
+        else:
+            doc = Doc(vocab)
+            doc.user_data["onco_deid_text"] = context.fold_width(text)
         for proc in steps:
             doc = proc(doc)
         return doc

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
-from edge_node.deid_text.lexicon import Lexicon, ascii_lower, lexicon, trie_pattern
+from edge_node.deid_text.lexicon import Lexicon, ascii_lower, lexicon, quiet_jieba, trie_pattern
 
 
 class Hit(NamedTuple):
@@ -28,6 +28,9 @@ Boundaries = Callable[[int], bool]
 HAN = "\u4e00-\u9fff"
 _ND = r"(?<![0-9A-Za-z])"  # no alphanumeric before
 _NA = r"(?![0-9A-Za-z])"  # no alphanumeric after
+# Latin letters with accents count ("Sørensen", "Ibáñez-Moreno", "Wójcik", "Łukasz").
+UP = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĖĘĚĜĞĠĢĤĪĮİĶĹĻĽŁŃŅŇŌŐŒŔŘŚŜŞŠŢŤŪŮŰŲŹŻŽ"
+LO = "a-zß-öø-ÿ\u0100-\u017f"
 
 # --- identifier numbers -----------------------------------------------------------
 
@@ -43,7 +46,7 @@ OTHER_IDS = re.compile(
     r"|[A-Z]{1,2}\d{6}\([0-9A]\)"  # HKID
     r"|[STFGM]\d{7}[A-Z]"  # SG NRIC / FIN
     r"|[EGDSP]\d{8}"  # CN passports
-    r"|[A-Z]{2}\d{6}[A-D]"  # UK NI number
+    r"|[A-Z]{2}[ ]?\d{2}[ ]?\d{2}[ ]?\d{2}[ ]?[A-D]"  # UK NI number, also spaced
     r")" + _NA
 )
 
@@ -53,13 +56,15 @@ _LSEP = r"\s*(?:[:：#=]|No\.?|Number|number)?\s*[:：#]?\s*"
 MRN_LABELS = (
     r"住院号|住院号码|门诊号|门诊号码|急诊号|病案号|病历号|病理号|冰冻号|会诊号|检查号|登记号|标本号|影像号|"
     r"放射号|超声号|检验号|条码号|条形码|就诊号|就诊卡号|诊疗卡号|卡号|ID号|病人ID|患者ID|病人编号|患者编号|"
-    r"档案号|流水号|申请单号|送检号|入院号|床旁号|"
+    r"档案号|流水号|申请单号|送检号|入院号|床旁号|样本编号|标本编号|筛选号|受试者编号|随机号|蜡块号|"
     r"(?i:MRN|MR ?#|MR No\.?|MR Number|Medical Record(?: No\.?| Number| #)?|"
     r"Hospital (?:No\.?|Number|ID)|Patient ID|Pt ID|"
     r"Encounter(?: No\.?| Number| ID)?|Admission (?:No\.?|Number|ID)|Visit (?:No\.?|Number|ID)|"
     r"Accession(?: No\.?| Number| #)?|Acc(?:ession)?\.? ?(?:#|No\.?)|Specimen (?:No\.?|ID|Number)|"
     r"Lab(?:oratory)? (?:No\.?|ID|Number)|Case (?:No\.?|Number)|Study ID|Record (?:No\.?|Number)|"
-    r"Chart (?:No\.?|Number)|UR ?No\.?|URN|NHS (?:No\.?|Number)|CHI(?: No\.?)?|Order (?:No\.?|Number))"  # noqa: E501
+    r"Chart (?:No\.?|Number)|UR ?No\.?|URN|NHS (?:No\.?|Number)|CHI(?: No\.?)?|Order (?:No\.?|Number)|"  # noqa: E501
+    r"IP ?#|OP ?#|Subject (?:ID|No\.?|Number)|Participant (?:ID|No\.?)|Screening (?:ID|No\.?)|"
+    r"Biobank (?:ID|No\.?)|Registry (?:ID|No\.?)|Sample (?:ID|No\.?)|Randomi[sz]ation (?:ID|No\.?))"
 )
 ID_LABELS = (
     r"身份证号码|身份证号|身份证|公民身份号码|证件号码|证件号|护照号码|护照号|护照|医保卡号|医保号|社保卡号|社保号|"
@@ -67,14 +72,16 @@ ID_LABELS = (
     r"(?i:National ID(?: No\.?| Number)?|ID card(?: No\.?| Number)?|NRIC|IC No\.?|"
     r"Passport(?: No\.?| Number)?|SSN|Social Security(?: No\.?| Number)?|"
     r"Insurance (?:No\.?|Number|ID)|Medicare(?: No\.?| Number)?|Medicaid(?: No\.?| ID)?|"
-    r"Policy (?:No\.?|Number)|Member ID|HKID|Health card(?: No\.?)?)"
+    r"Policy (?:No\.?|Number)|Member ID|HKID|Health card(?: No\.?)?|Group ?(?:#|No\.?|Number)|"
+    r"NI (?:No\.?|Number)|National Insurance(?: No\.?| Number)?|NPI|GMC(?: No\.?)?)"
 )
 DEVICE_LABELS = (
-    r"设备编号|设备号|序列号|起搏器序列号|植入物编号|"
-    r"(?i:Serial(?: No\.?| Number)?|S/N|SN|Device ID|Device serial|IMEI|UDI|Implant ID|Pacemaker serial)"  # noqa: E501
+    r"设备编号|设备号|序列号|起搏器序列号|植入物编号|产品批号|批号|编号|"
+    r"(?i:Serial(?: No\.?| Number)?|S/N|SN|Device ID|Device serial|IMEI|UDI|Implant ID|Pacemaker serial|"  # noqa: E501
+    r"LOT|Lot No\.?|Batch(?: No\.?)?)"
 )
 OTHER_LABELS = (
-    r"微信号|微信|QQ号|QQ|车牌号|车牌|银行卡号|银行账号|账号|执业证号|工号|员工号|学号|"
+    r"微信号|微信|QQ号|QQ|车牌号|车牌|银行卡号|银行账号|账号|执业证号|工号|员工号|学号|提取码|验证码|取件码|"
     r"(?i:Account (?:No\.?|Number)|Licen[cs]e (?:No\.?|Number|plate)|Vehicle(?: registration)?|"
     r"Employee ID|Staff ID|Student ID|WeChat(?: ID)?)"
 )
@@ -86,8 +93,11 @@ LABELLED = [
 ]
 # Shapes of record numbers with no label: letters with at least five digits
 # (A000000001, MRN0000001, P2016-00001, S21-00001, BX000000001), long digit runs.
-RECORD_SHAPE = re.compile(_ND + r"(?:[A-Z]{1,4}[-]?\d{2,}(?:-?\d+)*|\d{2,}[A-Z]{1,3}\d+)" + _NA)
-LONG_NUMBER = re.compile(r"(?<![\d.,])\d{7,}(?![\d.,]|\s?(?:mg|ml|mL|g|IU|U|copies|拷贝))")
+RECORD_SHAPE = re.compile(
+    _ND + r"(?:[A-Z]{1,4}(?:-[A-Z]{1,4}){0,2}-?\d{2,}(?:-?\d+|[A-Z]{1,3}\d+|-[A-Z]{1,3}\d*)*"
+    r"|\d{2,}[A-Z]{1,3}\d+|\d{4}-[A-Z]{1,3}-\d{3,})" + _NA
+)
+LONG_NUMBER = re.compile(r"(?<![\d.,])\d{7,}(?!\d|[.,]\d|\s?(?:mg|ml|mL|g|IU|U|copies|拷贝))")
 PLATE = re.compile(
     r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·\s]?[A-Z0-9]{5,6}"
     + _NA
@@ -114,6 +124,9 @@ PHONES = [
         r"\d{3,4}[ \t-]?\d{4}(?:[ \t]?(?:转|ext\.?|x|分机)[ \t]?\d{1,5})?(?!\d)"
     ),
     re.compile(r"(?<![\d+])0\d{4}[ \t]?\d{6}(?!\d)"),  # UK mobiles 07700 900123
+    # UK numbers in three groups: 07700 900 712, 01423 555 872, 020 7946 0957
+    re.compile(r"(?<![\d+])0\d{2,4}[ \t]\d{3,4}[ \t]\d{3,4}(?!\d)"),
+    re.compile(r"(?<![\d+])\d{3}-\d{4}-\d{4}(?!\d)"),  # 852-2577-3010
     # International: +44 20 7946 0958, +1 (617) 555-0134, +65 6123 4567
     re.compile(r"(?<![\w+])\+\d{1,3}[ \t.-]?\(?\d{1,4}\)?(?:[ \t.-]?\d{2,4}){2,4}(?!\d)"),
     # North American: (617) 555-0134, 617-555-0134, 617.555.0134
@@ -185,7 +198,10 @@ AGE_PATTERNS = [
         rf"(?<![\d.]){_OLD}(?:\s*-?\s*(?i:years?|yrs?|y)\s*-?\s*(?i:old)|-?(?:yo|y/o|y\.o\.)|[MF])(?![A-Za-z])"
     ),
     # spaced and hyphenated English forms: "91 yo", "97 y.o.", "93 yrs", "aged 95"
-    re.compile(rf"(?<![\d.]){_OLD}[ \t]*-?[ \t]*(?i:yo|y/o|y\.o\.?|yrs?|years?)(?![A-Za-z])"),
+    re.compile(rf"(?<![\d.]){_OLD}[ \t]*-?[ \t]*(?i:yo|y/o|y\.o\.?|yrs?|years?|y)(?![A-Za-z])"),
+    # right after a name: "Edith Roe, 94, on ...", "Roe, Ann (99):", "(her father, Li Wei, 93)"
+    re.compile(rf"(?<=[{LO}.][,，] )({_OLD})(?=[,;)）]|\s*(?:[MF]|yo|y/o)(?![A-Za-z]))"),
+    re.compile(rf"(?<=[{LO}] \()({_OLD})(?=\))"),
 ]
 # Ages written in words: "a ninety-two-year-old", "aged ninety five", "one hundred years"
 _SPELLED_OLD = (
@@ -202,10 +218,14 @@ AGE_LABEL = re.compile(rf"(?:{AGE_LABELS})\s*[:：]?\s*({_OLD})(?!\d|\.\d)")
 
 # --- names --------------------------------------------------------------------------
 
-TITLE_EN = r"(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sister|Nurse|Matron|Rev|Sr)\.?"
-_WORD = r"(?:[A-Z]'[A-Z][a-z]+|Mc[A-Z][a-z]+|Mac[A-Z][a-z]+|[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*|[A-Z]\.|[A-Z]{2,}(?:[-'][A-Z]+)*)"  # noqa: E501
-_PART = r"(?:bin|binti|bte|van|von|de|der|da|del|la|le|al|el|ter|ap)"
-FULL = rf"{_WORD}(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}"
+TITLE_EN = r"(?:Drs|Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sister|Nurse|Matron|Rev|Sr)\.?"
+_WORD = (
+    rf"(?:(?:[A-Z]'|Ma?c|De|La|Le|Di|Da)?[{UP}][{LO}]+(?:[-'](?:Ma?c)?[{UP}]?[{LO}]+)*|[A-Z]\.|"
+    rf"[{UP}]{{2,}}(?:[-'][{UP}]+)*)"
+)
+_PART = r"(?:bin|binti|bte|van|von|de|der|den|du|dos|das|di|da|del|la|le|al|el|ter|ap)"
+# Up to two particles ("van den Berg") and a nickname in quotes ('William "Bill" Roe').
+FULL = rf"{_WORD}(?:[ \t](?:{_PART}[ \t]){{0,2}}(?:\"[A-Za-z]+\"[ \t])?{_WORD}){{0,3}}"
 # "Dr van der Berg": a title may be followed by lower-case particles of a surname.
 EN_TITLE_NAME = re.compile(rf"(?<![A-Za-z]){TITLE_EN}[ \t]+((?:{_PART}[ \t]+){{0,2}}{FULL})")
 NAME_LABELS = (
@@ -213,7 +233,14 @@ NAME_LABELS = (
     r"physician|registrar|requesting (?:clinician|physician|doctor)|referring (?:clinician|physician|doctor)|"  # noqa: E501
     r"reported by|verified by|dictated by|transcribed by|electronically signed(?: out)? by|signed(?: out)? by|reviewed by|"  # noqa: E501
     r"seen by|examined by|authori[sz]ed by|discussed with|cc|gp|next of kin|nok|contact person|"
-    r"emergency contact|informant|husband|wife|son|daughter|mother|father|spouse|partner|guardian|carer)"  # noqa: E501
+    r"emergency contact|informant|husband|wife|son|daughter|mother|father|spouse|partner|guardian|carer|"  # noqa: E501
+    # more relations, roles and sign-off verbs that a name follows
+    r"brother|sister|niece|nephew|aunt|uncle|cousin|grandson|granddaughter|grandmother|grandfather|"
+    r"son-in-law|daughter-in-law|friend|neighbou?r|landlord|landlady|solicitor|witness|interpreter|translator|"
+    r"parents?|proband|participant|deceased|child|coordinator|counsell?or|dietitian|pharmacist|technician|"
+    r"social worker|chair|present|attendees|assistant|clinician|scrub nurse|key worker|"
+    r"submitted by|called by|raised by|reconciled by|taken by|performed by|prepared by|completed by|"  # noqa: E501
+    r"ordering (?:md|physician|clinician|doctor)|dear|bed \d+,|initials)"
 )
 # A name on the line after a letter's closing words.
 SIGNOFF_LABELS = (
@@ -224,14 +251,21 @@ SIGNOFF_NAME = re.compile(
     rf"(?:{SIGNOFF_LABELS}),?[ \t]*\r?\n[ \t]*(?:{TITLE_EN}[ \t]+)?({FULL})(?![A-Za-z])"
 )
 EN_LABEL_NAME = re.compile(
-    rf"(?:{NAME_LABELS})[ \t]*[:\-,]?[ \t]*(?:{TITLE_EN}[ \t]+)?([A-Z][A-Za-z'\-]+,[ \t]*[A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?|{FULL})"  # noqa: E501
+    rf"(?:{NAME_LABELS})[ \t]*[:\-,]?[ \t]*\(?[ \t]*(?:{TITLE_EN}[ \t]+)?"
+    rf"([{UP}][{UP}{LO}'\-]+,[ \t]*[{UP}][{LO}]+(?:[ \t][{UP}][{LO}]+|[ \t][A-Z]\.)?"
+    rf"|[{UP}]{{2,}}(?:-[{UP}]+)?,[ \t]*[{UP}]{{2,}}|[A-Z](?:\.[A-Z]){{1,3}}\.?|{FULL})"
 )
 # Where a name may end: before a degree ("Jane Roe, MD") or a relation in brackets
 # ("Liang Li (husband)"); the name is then read backwards from there (`name_before`).
 SUFFIX_ANCHOR = re.compile(
-    r"(?:MD|MBBS|MBChB|FRC|PhD|RN|DO|NP|PA-C|MRCP|DPhil)(?![A-Za-z])|\((?i:husband|wife|son|"
+    r"(?:MD|MBBS|MBChB|FRC|PhD|RN|DO|NP|PA-C|MRCP|DPhil|BMS|HCA|CNS|RGN|FY[12])(?![A-Za-z])|\((?i:husband|wife|son|"
     r"daughter|mother|father|brother|sister|spouse|partner|friend|carer|caregiver|nok|next of kin|"
-    r"niece|nephew|grandson|granddaughter|guardian|neighbou?r)\)"
+    r"niece|nephew|grandson|granddaughter|guardian|neighbou?r|hca|np|cns|bms|rn|fy[12]|pharmacist)\)"
+    # a role after a comma: "Tom Roe, Social Worker", "Ann Lee, Specialist Dietitian"
+    # (the comma first: a literal start keeps the case-blind scan cheap)
+    r"|,[ \t]*(?i:(?:senior |specialist |clinical |research |staff )?(?:social worker|dietitian|"
+    r"pharmacist|physiotherapist|counsell?or|coordinator|nurse specialist|technician|radiographer|"
+    r"prior auth specialist|secretary|registrar|consultant))(?![A-Za-z])"
 )
 EN_CAPS_SEQ = re.compile(
     rf"(?<![A-Za-z'])(?:{_WORD})(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}(?![A-Za-z])"
@@ -251,7 +285,8 @@ def zh_name_labels(lex: Lexicon) -> re.Pattern[str]:
         for t in sorted(lex.titles_zh, key=len, reverse=True)
         if lex.titles_zh[t] in ("role", "relation")
     )
-    return re.compile(rf"(?:{labels})[\s:：（(，,]*(?:为|是)?[\s:：]*(?=[{HAN}])")
+    # "|" too: a table cell "| 姓名 | 王某 |" reads like a colon
+    return re.compile(rf"(?:{labels})[\s:：（(，,|]*(?:为|是)?[\s:：|]*(?=[{HAN}])")
 
 
 def zh_suffix_names(lex: Lexicon) -> re.Pattern[str]:
@@ -273,7 +308,7 @@ def zh_suffix_names(lex: Lexicon) -> re.Pattern[str]:
 
 _ZH_UNIT_NUM = r"(?:\d+|[一二三四五六七八九十百]+)"
 ZH_ADDRESS = re.compile(
-    rf"(?:[{HAN}]{{2,4}}?(?:省|自治区))?"
+    rf"(?:[{HAN}]{{2,6}}?(?:省|自治区))?"
     rf"(?:[{HAN}]{{2,4}}?(?:市|自治州|地区|盟))?"
     rf"(?:[{HAN}]{{1,4}}?(?:区|县|旗))?"
     rf"(?:[{HAN}]{{2,5}}?(?:镇|乡|街道|村|社区)(?:{_ZH_UNIT_NUM}组)?){{0,2}}"
@@ -318,10 +353,16 @@ EN_AREA = re.compile(
 # --- organisations ------------------------------------------------------------------
 
 ZH_ORG = re.compile(
-    rf"[{HAN}A-Za-z0-9]{{2,12}}?(?:有限责任公司|有限公司|股份公司|集团|公司|工厂|中学|小学|大学|学院|幼儿园|银行|研究所|研究院|事务所|合作社)"
+    rf"[{HAN}A-Za-z0-9]{{2,12}}?(?:有限责任公司|有限公司|股份公司|集团|公司|工厂|制品厂|厂|中学|小学|大学|学院|幼儿园|银行|研究所|研究院|事务所|合作社|饭店|餐馆|米粉店|商店|超市)"
+    # a branch after the bank or company: 某某银行某某支行
+    rf"(?:[{HAN}]{{2,6}}?(?:支行|分行|分公司|分店|营业部))?"
 )
 ZH_ORG_LABEL = re.compile(
-    rf"(?:工作单位|单位|就职于|任职于|工作于|供职于|就读于|在读学校|学校)[\s:：]*([{HAN}A-Za-z0-9（）()]{{2,30}})"
+    # 单位 alone is also a unit of measure (a lab table's column): only before a colon
+    # 送检单位, 申请单位: the sending hospital, not an employer
+    rf"(?:(?:工作单位|(?<!送检)(?<!申请)(?<!检验)(?<!报告)单位|在读学校|学校|雇主)[ \t]*[:：]"
+    rf"|就职于|任职于|工作于|供职于|就读于)[ \t]*"
+    rf"([{HAN}A-Za-z0-9（）()]{{2,30}})"
 )
 EN_ORG = re.compile(
     r"(?<![A-Za-z])(?:[A-Z][\w&'\-]*[ \t]+){1,5}(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|"  # noqa: E501
@@ -545,6 +586,11 @@ def _anchored(text: str) -> Iterator[tuple[int, int]]:
     in brackets ("Liang Li (husband)")."""
     for a in SUFFIX_ANCHOR.finditer(text):
         j = a.start()
+        if a.group()[0] == ",":  # a role after the name's comma
+            s = name_before(text, j)
+            if s is not None:
+                yield s, j
+            continue
         if a.group()[0] == "(":
             while j > 0 and text[j - 1] in " \t":
                 j -= 1
@@ -655,11 +701,32 @@ def in_windows(
 _DAY_BEFORE = re.compile(r"(?<![\w])" + DAY + r"(?:\s+of)?[\s\-/]+$")
 
 
+_LAST_MONTHS: tuple[str, list[int]] = ("", [])
+
+
+def month_positions(text: str) -> list[int]:
+    """Where month names start in `text`; kept for the last text (two detectors ask)."""
+    global _LAST_MONTHS
+    if _LAST_MONTHS[0] is not text:
+        _LAST_MONTHS = (text, [m.start() for m in MONTH_GATE.finditer(text)])
+    return _LAST_MONTHS[1]
+
+
+_LAST_NUM_DATES: tuple[str, list[re.Match[str]]] = ("", [])
+
+
+def num_date_matches(text: str) -> list[re.Match[str]]:
+    """`NUM_DATE_GATE` matches (digits around a separator); kept for the last text."""
+    global _LAST_NUM_DATES
+    if _LAST_NUM_DATES[0] is not text:
+        _LAST_NUM_DATES = (text, list(NUM_DATE_GATE.finditer(text)))
+    return _LAST_NUM_DATES[1]
+
+
 def month_date_starts(text: str) -> list[int]:
     """Where a date with a month name may start: the month, or the day before it."""
     out: list[int] = []
-    for m in MONTH_GATE.finditer(text):
-        p = m.start()
+    for p in month_positions(text):
         out.append(p)
         before = _DAY_BEFORE.search(text, max(0, p - 12), p)
         if before:
@@ -744,7 +811,7 @@ def patterns(text: str, low: str | None = None) -> list[Hit]:
             hits.append(Hit(m.start(), m.end(), "PHONE", True))
     found = [
         *matches_at(MONTH_DATES, text, month_date_starts(text)),
-        *matches_at(NUMERIC_DATES, text, number_starts(NUM_DATE_GATE, text)),
+        *matches_at(NUMERIC_DATES, text, number_starts(num_date_matches(text), text)),
     ]
     if "月" in text:
         found += (m for p in DATE_PATTERNS[10:12] for m in p.finditer(text))
@@ -886,6 +953,7 @@ def common_word(word: str) -> bool:
     """A frequent jieba dictionary word that is not tagged as a person name."""
     import jieba.posseg
 
+    quiet_jieba()
     tag = jieba.posseg.dt.word_tag_tab.get(word)
     freq = jieba.dt.FREQ.get(word) or 0
     return tag is not None and not tag.startswith("nr") and freq >= 10
@@ -942,7 +1010,7 @@ def names(
             if not sl or (text[s] == "于" and text[s + 1 : s + 2] in _YU_NOT_NAME):
                 continue
             e = _zh_name_end(text, s, sl, boundary)
-            colon = ":" in m.group() or "：" in m.group()
+            colon = any(c in m.group() for c in ":：|")
             if e - s == 1 and not colon:
                 continue  # a lone one-character surname after 患者 is a word (于, 向, 方…)
             if e - s == 2 and not colon and common_word(text[s:e]):
@@ -969,7 +1037,11 @@ def names(
         # Stop before a word that is clearly not a name ("Dr Smith Oncology").
         keep = [words[0]]
         for w in words[1:]:
-            if w.strip(",.") in lex.english_common and w not in surnames:
+            if (
+                w.strip(",.") in lex.english_common
+                and w not in surnames
+                and not _PART_RE.fullmatch(w)
+            ):
                 break
             keep.append(w)
         e = s + len(" ".join(keep)) if " ".join(words) == m.group(1) else e

@@ -1,0 +1,161 @@
+"""Integrity of the second hand-written de-identification set (independent2).
+
+Spans are re-derived here from the marked-up sources with a parser of this
+file's own, so a fault in the shared builder's offsets shows up as a mismatch.
+Nothing here scores the de-identifier.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from typing import Any
+
+import pytest
+
+from edge_node.deid_text.devset.independent2 import build
+from edge_node.deid_text.evaluate import load, split_path
+
+# The PHI types of contracts/deid.md, written out again on purpose.
+CONTRACT_TYPES = {
+    "NAME",
+    "ID_NUMBER",
+    "MRN",
+    "PHONE",
+    "EMAIL",
+    "ADDRESS",
+    "DATE",
+    "AGE",
+    "URL",
+    "IP",
+    "DEVICE_ID",
+    "ORGANIZATION",
+    "OTHER",
+}
+MARK = re.compile(r"⟦([A-Z_]+):([^⟦⟧\n]+)⟧")
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+WORD_AGES = {"ninety-one": 91, "ninety-four": 94, "九十二": 92, "九十三": 93}
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict[str, Any]]:
+    return load(split_path("independent2"))
+
+
+def marked_notes() -> dict[str, str]:
+    """Note id -> marked text, split on the header lines."""
+    notes: dict[str, str] = {}
+    for path in sorted(build.SOURCE_DIR.glob("*.txt")):
+        current: str | None = None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("### "):
+                current = line[4:].split(" | ")[0]
+                notes[current] = ""
+            elif current is not None:
+                notes[current] += line.rstrip() + "\n"
+    return {k: v.strip("\n") + "\n" for k, v in notes.items()}
+
+
+def id_check_ok(number: str) -> bool:
+    total = sum(int(d) * w for d, w in zip(number[:17], ID_WEIGHTS, strict=True))
+    return "10X98765432"[total % 11] == number[17]
+
+
+def test_split_is_registered_and_points_into_this_package() -> None:
+    assert split_path("independent2") == build.OUTPUT
+
+
+def test_file_is_built_from_the_current_sources() -> None:
+    on_disk = build.OUTPUT.read_text(encoding="utf-8")
+    assert on_disk == build.render(build.build())
+    assert build.main(["--check"]) == 0
+
+
+def test_every_span_is_the_marked_text(records: list[dict[str, Any]]) -> None:
+    sources = marked_notes()
+    assert set(sources) == {r["id"] for r in records}
+    for rec in records:
+        marked = sources[rec["id"]]
+        text = rec["text"]
+        assert "⟦" not in text and "⟧" not in text, rec["id"]
+        assert text == MARK.sub(lambda m: m[2], marked), rec["id"]
+        expected = [(m[1], m[2]) for m in MARK.finditer(marked)]
+        spans = [(p["start"], p["end"], p["type"]) for p in rec["phi"]]
+        spans += [(k["start"], k["end"], "KEEP") for k in rec["keep"]]
+        found = [(kind, text[s:e]) for s, e, kind in sorted(spans)]
+        assert found == expected, rec["id"]
+        assert all(k["term"] == text[k["start"] : k["end"]] for k in rec["keep"])
+
+
+def test_spans_are_in_bounds_and_disjoint(records: list[dict[str, Any]]) -> None:
+    for rec in records:
+        spans = sorted((p["start"], p["end"]) for p in rec["phi"] + rec["keep"])
+        for (s1, e1), (s2, _) in itertools.pairwise(spans):
+            assert e1 <= s2, (rec["id"], s1, e1)
+        for s, e in spans:
+            assert 0 <= s < e <= len(rec["text"])
+            assert rec["text"][s:e] == rec["text"][s:e].strip()
+
+
+def test_types_are_contract_types_and_all_present(records: list[dict[str, Any]]) -> None:
+    seen = {p["type"] for r in records for p in r["phi"]}
+    assert seen == CONTRACT_TYPES
+    for lang in ("zh", "en"):
+        in_lang = {p["type"] for r in records if r["lang"] == lang for p in r["phi"]}
+        assert {"NAME", "DATE", "PHONE", "ADDRESS", "MRN", "AGE", "ID_NUMBER"} <= in_lang, lang
+
+
+def test_size_and_language_balance(records: list[dict[str, Any]]) -> None:
+    assert len(records) >= 120
+    assert len({r["id"] for r in records}) == len(records)
+    langs = [r["lang"] for r in records]
+    assert langs.count("zh") >= 0.4 * len(records)
+    assert langs.count("en") >= 0.4 * len(records)
+    assert all(r["keep"] for r in records), "every note carries clinical terms to keep"
+
+
+def test_resident_ids_cover_valid_wrong_and_x_check_digits(
+    records: list[dict[str, Any]],
+) -> None:
+    ids = [
+        re.sub(r"\s", "", unicodedata.normalize("NFKC", r["text"][p["start"] : p["end"]]))
+        for r in records
+        for p in r["phi"]
+        if p["type"] == "ID_NUMBER"
+    ]
+    resident = [i for i in ids if re.fullmatch(r"\d{17}[\dX]", i)]
+    assert any(id_check_ok(i) for i in resident)
+    assert any(not id_check_ok(i) for i in resident)
+    assert any(i.endswith("X") and id_check_ok(i) for i in resident)
+    # Hong Kong, Taiwan and Singapore/Malaysia identity numbers are present too.
+    assert any(re.fullmatch(r"[A-Z]{1,2}\d{6}\([\dA]\)", i) for i in ids)
+    assert any(re.fullmatch(r"[A-Z][12]\d{8}", i) for i in ids)
+    assert any(re.fullmatch(r"[STFG]\d{7}[A-Z]", i) for i in ids)
+    assert any(re.fullmatch(r"\d{6}-\d{2}-\d{4}", i) for i in ids)
+
+
+def test_ages_are_over_89(records: list[dict[str, Any]]) -> None:
+    ages = []
+    for rec in records:
+        for p in rec["phi"]:
+            if p["type"] == "AGE":
+                value = unicodedata.normalize("NFKC", rec["text"][p["start"] : p["end"]])
+                ages.append(int(value) if value.isdigit() else WORD_AGES[value])
+    assert ages and min(ages) > 89
+
+
+def test_kept_ages_are_89_or_less(records: list[dict[str, Any]]) -> None:
+    """A bare number kept right before 岁/y/-year-old is an age that is not PHI."""
+    for rec in records:
+        text = rec["text"]
+        for k in rec["keep"]:
+            after = text[k["end"] : k["end"] + 12]
+            if k["term"].isdigit() and re.match(r"(岁|歲|y\b|Y\b| ?y/o|-year-old| yrs?\b)", after):
+                assert int(k["term"]) <= 89, (rec["id"], k["term"])
+
+
+def test_records_have_the_evaluator_fields(records: list[dict[str, Any]]) -> None:
+    for rec in records:
+        assert set(rec) == {"id", "lang", "patient_id", "text", "phi", "keep"}
+        assert rec["lang"] in {"zh", "en"}
