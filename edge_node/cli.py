@@ -116,6 +116,8 @@ def _init(
         upgrade_cdm(settings.analysis_db_url)
         refresh_cdm(stores.analysis, stores.registry)
     notes.append("state and analysis databases are ready (CDM tables created)")
+    # The re-identification map is stored sealed: a sync needs a vault key.
+    notes += security_cli.ensure_vault(settings.home)
     if operator is not None:
         token = bootstrap_operator(settings, operator, token_file)
         if token is None:

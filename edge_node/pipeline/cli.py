@@ -15,6 +15,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from edge_node.pipeline.context import ProgressHook
+from edge_node.pipeline.sealed import open_quarantine
+from edge_node.security.vault import require_vault
 from edge_node.settings import EdgeSettings
 
 if TYPE_CHECKING:
@@ -141,15 +143,19 @@ def quarantine_rows(
     from edge_node.store.database import open_state_db
 
     table: sa.Table = QuarantinedRecord.__table__  # type: ignore[assignment]
+    # Reasons and rows are sealed (they quote IDs): opened with the vault key, or
+    # a loud error, never a wrong row.
+    vault = require_vault(settings.home)
     engine = open_state_db(settings.state_db_url)
     try:
         stmt = sa.select(table).order_by(table.c.id).limit(limit)
         if code:
             stmt = stmt.where(table.c.code == code)
         with engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(stmt)]
+            rows = [dict(row._mapping) for row in conn.execute(stmt)]
     finally:
         engine.dispose()
+    return [open_quarantine(vault, row) for row in rows]
 
 
 def quarantine_summary(settings: EdgeSettings) -> list[tuple[str, str, str, int]]:

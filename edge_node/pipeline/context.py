@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from edge_node.pipeline import state
 from edge_node.pipeline.deid import Deidentifier
 from edge_node.pipeline.records import Rejection
+from edge_node.pipeline.sealed import ADMISSION_AAD, IdentifierGuard, aad, seal_quarantine
+from shared_cdm.errors import InvalidInput
 from shared_cdm.vocab import Vocabulary
 
 # OMOP concept ids the loader writes
@@ -74,6 +76,7 @@ class RunContext:
     run_id: int
     icd10_ranges: tuple[str, ...]
     concepts: dict[tuple[str, str], int]
+    ids: IdentifierGuard  # link hashes and seals: no identifier enters the state DB in clear
     ranks: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, table) -> rank
     counts: dict[tuple[str, str], TableCounts] = field(default_factory=dict)
     conflicts: Counter[str] = field(default_factory=Counter)
@@ -106,6 +109,20 @@ class RunContext:
             found = self._ids[(kind, value)] = self.deid.pseudonymizer.surrogate_id(kind, value)
         return found
 
+    def admission_id_of(self, stay: Any) -> str:
+        """The hospital admission ID of an indexed stay (a `pipeline_admissions` row)."""
+        if stay.sealed_id is None:
+            raise InvalidInput(
+                "a stay in the link index has no sealed admission ID (indexed before "
+                "migration 0005?): run the sync with --full",
+                code="unsealed_stay",
+            )
+        return self.ids.open(
+            stay.sealed_id,
+            aad(ADMISSION_AAD, stay.admission_id),
+            what=f"the sealed admission ID of stay {stay.admission_id[:12]}",
+        )
+
     def visit_pseudonym(self, admission_id: str) -> str:
         return self.deid.pseudonymizer.pseudonym("admission", admission_id)
 
@@ -113,7 +130,10 @@ class RunContext:
         return self.concepts.get((vocabulary, code), 0) if code else 0
 
     def quarantine(self, conn: sa.Connection, rejections: list[Rejection]) -> None:
-        """Keep rejected rows with their reasons (the latest verdict per row)."""
+        """Keep rejected rows with their reasons (the latest verdict per row).
+
+        The row is keyed by its source key's link hash; the reason (it may quote
+        IDs) and the row are sealed."""
         if not rejections:
             return
         from edge_node.pipeline.dbutil import upsert
@@ -121,14 +141,16 @@ class RunContext:
         now = utcnow()
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for r in rejections:
-            rows[(r.source, r.table, r.key[:255])] = {
+            row_hash = self.ids.row(r.source, r.table, r.key)
+            reason, record = seal_quarantine(self.ids, row_hash, r.key, r.reason, r.raw)
+            rows[(r.source, r.table, row_hash)] = {
                 "source": r.source,
                 "source_table": r.table,
-                "row_key": r.key[:255],
+                "row_key": row_hash,
                 "code": r.code,
-                "reason": r.reason,
+                "reason": reason,
                 "field": r.field,
-                "record": r.raw,
+                "record": record,
                 "run_id": self.run_id,
                 "quarantined_at": now,
             }

@@ -205,6 +205,10 @@ class Pseudonymizer:
         outer.update(inner.digest())
         return outer.digest()
 
+    def digest_hex(self, kind: str, value: str) -> str:
+        """The whole HMAC in hex (64 characters), e.g. for the link index's hashes."""
+        return self._mac(kind, value).hex()
+
     def pseudonym(self, kind: str, value: str) -> str:
         """32 hex characters (128 bits), e.g. for person_source_value and src_row."""
         return self._mac(kind, value)[: PSEUDONYM_HEX_CHARS // 2].hex()

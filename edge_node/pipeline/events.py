@@ -73,14 +73,13 @@ def link_events(
     """(linked records of cancer patients, rejections, skipped records)."""
     date_field = EVENT_DATES[target]
     fields = [r.fields for r in records]
+    # The index knows IDs by their link hashes only.
+    adm_hash = {a: ctx.ids.admission(a) for a in {f.get("admission_id") for f in fields} if a}
+    pid_hash = {p: ctx.ids.patient(p) for p in {f.get("patient_id") for f in fields} if p}
     stays = {
-        s.admission_id: s
-        for s in select_in(
-            conn, admissions_t, "admission_id", {f.get("admission_id") for f in fields} - {None}
-        )
+        s.admission_id: s for s in select_in(conn, admissions_t, "admission_id", adm_hash.values())
     }
-    pids = {f.get("patient_id") for f in fields} | {s.patient_id for s in stays.values()}
-    pids.discard(None)
+    pids = set(pid_hash.values()) | {s.patient_id for s in stays.values()}
     # Patients and their persons in one query (a patient without a person is not cancer).
     links: dict[str, str] = {}
     cancer: set[str] = set()
@@ -92,9 +91,9 @@ def link_events(
             if is_cancer:
                 cancer.add(person_key)
     unplaced = {
-        f["patient_id"]
+        pid_hash[f["patient_id"]]
         for f in fields
-        if f.get("patient_id") and f.get("admission_id") not in stays
+        if f.get("patient_id") and adm_hash.get(f.get("admission_id") or "") not in stays
     }
     by_patient: dict[str, list[Any]] = defaultdict(list)
     for s in select_in(conn, admissions_t, "patient_id", unplaced):
@@ -109,8 +108,9 @@ def link_events(
     rejected: list[Rejection] = []
     skipped: list[MappedRecord] = []
     for r, f in zip(records, fields, strict=True):
-        adm, pid = f.get("admission_id"), f.get("patient_id")
-        stay = stays.get(adm) if adm else None
+        adm, named = f.get("admission_id"), f.get("patient_id")
+        stay = stays.get(adm_hash[adm]) if adm else None
+        pid = pid_hash[named] if named else None
         if stay is not None and pid is not None and stay.patient_id != pid:
             rejected.append(
                 _reject(
@@ -135,7 +135,9 @@ def link_events(
                 _reject(
                     r,
                     "unknown_patient",
-                    f"patient {pid!r} is not in the patient master",
+                    f"patient {named!r} is not in the patient master"
+                    if named
+                    else f"the patient of admission {adm!r} is not in the patient master",
                     "patient_id",
                 )
             )
@@ -167,7 +169,7 @@ def link_events(
         if stay is not None and stay.valid:
             visit = visit_ids.get(stay.admission_id)
             if visit is None:
-                visit = visit_ids[stay.admission_id] = ctx.visit_id(stay.admission_id)
+                visit = visit_ids[stay.admission_id] = ctx.visit_id(ctx.admission_id_of(stay))
         person = person_ids.get(person_key)
         if person is None:
             person = person_ids[person_key] = ctx.person_id(person_key)

@@ -6,6 +6,11 @@ every diagnosis has been read, and one person's rows come from several tables.
 Each batch commits its index rows with its watermark, so the index is always
 consistent with what has been read; the persons it touches are marked dirty and
 rebuilt in the CDM afterwards (see `persons.py`).
+
+The index holds no hospital ID in clear (see `sealed.py`): patient and admission
+IDs are replaced by their link hashes as rows enter and as source rows are
+looked up; the patient IDs go sealed to the re-identification map, the admission
+IDs sealed beside their stay.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import sqlalchemy as sa
 from edge_node.pipeline.context import RunContext
 from edge_node.pipeline.dbutil import select_in, update_rows, upsert, where_in
 from edge_node.pipeline.records import MappedRecord, Rejection
+from edge_node.pipeline.sealed import ADMISSION_AAD, REID_AAD, aad
 from edge_node.pipeline.state import (
     AdmissionLink,
     DiagnosisLink,
     PatientLink,
     PipelinePerson,
+    ReidEntry,
 )
 
 INDEX_TARGETS = ("patient", "admission", "diagnosis", "follow_up")
@@ -32,6 +39,7 @@ patients_t: sa.Table = PatientLink.__table__  # type: ignore[assignment]
 admissions_t: sa.Table = AdmissionLink.__table__  # type: ignore[assignment]
 diagnoses_t: sa.Table = DiagnosisLink.__table__  # type: ignore[assignment]
 persons_t: sa.Table = PipelinePerson.__table__  # type: ignore[assignment]
+reid_t: sa.Table = ReidEntry.__table__  # type: ignore[assignment]
 
 
 def canonical_patient_key(patient_id: str, resident_id: str | None) -> str:
@@ -54,8 +62,9 @@ def mark_dirty(conn: sa.Connection, person_keys: Iterable[str]) -> None:
     upsert(conn, persons_t, [{"person_key": k, "dirty": True} for k in keys])
 
 
-def person_keys_of(conn: sa.Connection, patient_ids: Iterable[str]) -> dict[str, str]:
-    rows = select_in(conn, patients_t, "patient_id", patient_ids)
+def person_keys_of(conn: sa.Connection, patient_hashes: Iterable[str]) -> dict[str, str]:
+    """Link hash of a patient ID -> person key, for the patients in the index."""
+    rows = select_in(conn, patients_t, "patient_id", patient_hashes)
     return {r.patient_id: r.person_key for r in rows}
 
 
@@ -82,26 +91,37 @@ def index_patients(
         latest[pid] = r
     if not latest:
         return rejected
-    before = person_keys_of(conn, latest)
+    hashes = {pid: ctx.ids.patient(pid) for pid in latest}
+    before = person_keys_of(conn, hashes.values())
     rows = []
+    reid = []
     for pid, r in latest.items():
         f = r.fields
         key = ctx.deid.person_key(canonical_patient_key(pid, f.get("resident_id")))
+        h = hashes[pid]
+        reid.append(
+            {
+                "patient_hash": h,
+                "person_key": key,
+                "sealed_id": ctx.ids.seal(pid, aad(REID_AAD, key, h)),
+            }
+        )
         rows.append(
             {
-                "patient_id": pid,
+                "patient_id": h,
                 "person_key": key,
                 "completeness": sum(1 for n in _PATIENT_FIELDS if f.get(n) not in (None, "")),
                 "sex": f.get("sex"),
                 "birth_date": f.get("birth_date"),
                 "source": r.source,
                 "source_table": r.table,
-                "row_key": r.key[:255],
+                "row_key": ctx.row_pseudonym(r.source, r.table, r.key),
                 "run_id": ctx.run_id,
                 "first_run": ctx.run_id,
             }
         )
     upsert(conn, patients_t, rows, ["patient_id"], insert_only=["first_run"])
+    upsert(conn, reid_t, reid, ["patient_hash"])
     mark_dirty(conn, [str(row["person_key"]) for row in rows] + list(before.values()))
     return rejected
 
@@ -110,11 +130,12 @@ def index_admissions(
     ctx: RunContext, conn: sa.Connection, records: Sequence[MappedRecord]
 ) -> list[Rejection]:
     rejected: list[Rejection] = []
-    known = person_keys_of(conn, {r.fields["patient_id"] for r in records})
+    pids = {r.fields["patient_id"]: ctx.ids.patient(r.fields["patient_id"]) for r in records}
+    known = person_keys_of(conn, pids.values())
     latest: dict[str, dict[str, Any]] = {}
     for r in records:
         f = r.fields
-        if f["patient_id"] not in known:
+        if pids[f["patient_id"]] not in known:
             rejected.append(
                 _reject(
                     r,
@@ -137,22 +158,26 @@ def index_admissions(
             )
         if f["admission_id"] in latest:
             ctx.table_counts(r.source, r.table).merged += 1
+        adm = ctx.ids.admission(f["admission_id"])
         latest[f["admission_id"]] = {
-            "admission_id": f["admission_id"],
-            "patient_id": f["patient_id"],
+            "admission_id": adm,
+            "sealed_id": ctx.ids.seal(f["admission_id"], aad(ADMISSION_AAD, adm)),
+            "patient_id": pids[f["patient_id"]],
             "admit_date": f["admit_date"],
             "discharge_date": f.get("discharge_date"),
             "department": (f.get("department") or None) and str(f["department"])[:100],
             "valid": valid,
             "source": r.source,
             "source_table": r.table,
-            "row_key": r.key[:255],
+            "row_key": ctx.row_pseudonym(r.source, r.table, r.key),
             "run_id": ctx.run_id,
         }
     if latest:
         before = {
             row.admission_id: row.patient_id
-            for row in select_in(conn, admissions_t, "admission_id", latest)
+            for row in select_in(
+                conn, admissions_t, "admission_id", [v["admission_id"] for v in latest.values()]
+            )
         }
         upsert(conn, admissions_t, list(latest.values()), ["admission_id"])
         touched = {row["patient_id"] for row in latest.values()} | set(before.values())
@@ -160,10 +185,11 @@ def index_admissions(
     return rejected
 
 
-def admissions_of(conn: sa.Connection, admission_ids: Iterable[str]) -> dict[str, sa.Row[Any]]:
+def admissions_of(conn: sa.Connection, admission_hashes: Iterable[str]) -> dict[str, sa.Row[Any]]:
+    """Link hash of an admission ID -> its stay in the index."""
     return {
         row.admission_id: row
-        for row in select_in(conn, admissions_t, "admission_id", admission_ids)
+        for row in select_in(conn, admissions_t, "admission_id", admission_hashes)
     }
 
 
@@ -171,14 +197,24 @@ def index_diagnoses(
     ctx: RunContext, conn: sa.Connection, records: Sequence[MappedRecord]
 ) -> list[Rejection]:
     rejected: list[Rejection] = []
-    stays = admissions_of(
-        conn, {r.fields["admission_id"] for r in records if r.fields.get("admission_id")}
-    )
+    adms = {
+        r.fields["admission_id"]: ctx.ids.admission(r.fields["admission_id"])
+        for r in records
+        if r.fields.get("admission_id")
+    }
+    stays = admissions_of(conn, adms.values())
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    named: dict[str, str] = {}  # link hash -> the patient ID a row named, for messages
     for r in records:
         f = r.fields
-        stay = stays.get(f.get("admission_id") or "")
-        pid = f.get("patient_id") or (stay.patient_id if stay is not None else None)
+        adm = adms.get(f.get("admission_id") or "")
+        stay = stays.get(adm) if adm is not None else None
+        pid: str | None
+        if f.get("patient_id"):
+            pid = named_hash = ctx.ids.patient(f["patient_id"])
+            named[named_hash] = f["patient_id"]
+        else:
+            pid = stay.patient_id if stay is not None else None
         if pid is None:
             rejected.append(
                 _reject(
@@ -194,7 +230,7 @@ def index_diagnoses(
                 _reject(
                     r,
                     "admission_patient_mismatch",
-                    f"admission {stay.admission_id!r} belongs to another patient",
+                    f"admission {f.get('admission_id')!r} belongs to another patient",
                     "patient_id",
                 )
             )
@@ -217,7 +253,7 @@ def index_diagnoses(
             "source_table": r.table,
             "row_key": r.key[:255],
             "patient_id": pid,
-            "admission_id": f.get("admission_id"),
+            "admission_id": adm,
             "icd10": code,
             "diagnosis_date": f.get("diagnosis_date")
             or (stay.admit_date if stay is not None else None),
@@ -237,7 +273,7 @@ def index_diagnoses(
                     k[1],
                     k[2],
                     "unknown_patient",
-                    f"patient {row['patient_id']!r} is not in the patient master",
+                    f"patient {named.get(row['patient_id'])!r} is not in the patient master",
                     "patient_id",
                 )
             )
@@ -285,7 +321,8 @@ def index_follow_up(
     ctx: RunContext, conn: sa.Connection, records: Sequence[MappedRecord]
 ) -> list[Rejection]:
     rejected: list[Rejection] = []
-    rows = select_in(conn, patients_t, "patient_id", {r.fields["patient_id"] for r in records})
+    pids = {r.fields["patient_id"]: ctx.ids.patient(r.fields["patient_id"]) for r in records}
+    rows = select_in(conn, patients_t, "patient_id", pids.values())
     links = {row.patient_id: row for row in rows}
     cancer = {
         row.person_key
@@ -296,7 +333,7 @@ def index_follow_up(
     updates: list[dict[str, Any]] = []
     for r in records:
         f = r.fields
-        link = links.get(f["patient_id"])
+        link = links.get(pids[f["patient_id"]])
         counts = ctx.table_counts(r.source, r.table)
         if link is None:
             rejected.append(
@@ -314,7 +351,7 @@ def index_follow_up(
             continue
         updates.append(
             {
-                "patient_id": f["patient_id"],
+                "patient_id": pids[f["patient_id"]],
                 "last_contact_date": last,
                 "vital_status": f.get("vital_status"),
                 "death_date": death,

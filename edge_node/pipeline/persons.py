@@ -17,9 +17,10 @@ import sqlalchemy as sa
 
 from edge_node.pipeline.context import EHR, FEMALE, INPATIENT_VISIT, MALE, RunContext
 from edge_node.pipeline.dbutil import chunks, select_in, upsert
-from edge_node.pipeline.linkage import admissions_t, diagnoses_t, patients_t, persons_t
+from edge_node.pipeline.linkage import admissions_t, diagnoses_t, patients_t, persons_t, reid_t
 from edge_node.pipeline.loader import CdmWriter
 from edge_node.pipeline.merge import Contribution, Origin, merge
+from edge_node.pipeline.sealed import REID_AAD, aad
 from edge_node.pipeline.state import MergeConflict
 
 PERSON_BATCH = 2000
@@ -43,7 +44,7 @@ def build_dirty_persons(ctx: RunContext) -> int:
             ]
             if not keys:
                 return done
-            batch = _load(conn, keys)
+            batch = _load(ctx, conn, keys)
         rows, conflicts = _build(ctx, batch)
         gone = [ctx.person_id(k) for k, p in batch.persons.items() if not p.is_cancer and p.in_cdm]
         with ctx.analysis.begin() as aconn:
@@ -77,9 +78,10 @@ class _Batch:
         self.links: dict[str, list[Any]] = defaultdict(list)
         self.stays: dict[str, list[Any]] = defaultdict(list)  # patient_id -> admissions
         self.diagnoses: dict[str, list[Any]] = defaultdict(list)  # patient_id -> rows
+        self.patient_ids: dict[str, str] = {}  # link hash -> hospital patient ID
 
 
-def _load(conn: sa.Connection, keys: list[str]) -> _Batch:
+def _load(ctx: RunContext, conn: sa.Connection, keys: list[str]) -> _Batch:
     batch = _Batch()
     batch.persons = {p.person_key: p for p in select_in(conn, persons_t, "person_key", keys)}
     cancer = [k for k, p in batch.persons.items() if p.is_cancer]
@@ -90,11 +92,26 @@ def _load(conn: sa.Connection, keys: list[str]) -> _Batch:
         batch.stays[stay.patient_id].append(stay)
     for dx in select_in(conn, diagnoses_t, "patient_id", pids):
         batch.diagnoses[dx.patient_id].append(dx)
+    # Duplicates are ranked by their hospital IDs, as before the index was hashed,
+    # so the CDM does not depend on the link hashes.
+    for entry in select_in(
+        conn, reid_t, "person_key", [k for k, v in batch.links.items() if len(v) > 1]
+    ):
+        batch.patient_ids[entry.patient_hash] = ctx.ids.open(
+            entry.sealed_id,
+            aad(REID_AAD, entry.person_key, entry.patient_hash),
+            what=f"the re-identification entry of {entry.person_key}",
+        )
     return batch
 
 
-def _ordered_links(links: list[Any]) -> list[Any]:
-    return sorted(links, key=lambda link: (-link.completeness, link.patient_id))
+def _ordered_links(batch: _Batch, links: list[Any]) -> list[Any]:
+    if len(links) < 2:
+        return links
+    return sorted(
+        links,
+        key=lambda link: (-link.completeness, batch.patient_ids.get(link.patient_id, "")),
+    )
 
 
 def _build(
@@ -103,7 +120,7 @@ def _build(
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     conflicts: list[dict[str, Any]] = []
     for key, person in batch.persons.items():
-        links = _ordered_links(batch.links.get(key, []))
+        links = _ordered_links(batch, batch.links.get(key, []))
         if not person.is_cancer or not links:
             continue
         pid = ctx.person_id(key)
@@ -114,7 +131,7 @@ def _build(
                     Origin(
                         link.source,
                         link.source_table,
-                        ctx.row_pseudonym(link.source, link.source_table, link.row_key),
+                        link.row_key,  # stored as the row's pseudonym
                         rank,
                     ),
                 )
@@ -146,25 +163,26 @@ def _build(
         starts: list[date] = []
         ends: list[date] = []
         stays = [s for link in links for s in batch.stays.get(link.patient_id, [])]
+        valid_stays: dict[str, str] = {}  # link hash -> admission ID
         for stay in stays:
             if not stay.valid:
                 continue
+            admission_id = valid_stays[stay.admission_id] = ctx.admission_id_of(stay)
             start = ctx.deid.shift(stay.admit_date, key)
             end = ctx.deid.shift(stay.discharge_date or stay.admit_date, key)
             starts.append(start)
             ends.append(end)
             rows["visit_occurrence"].append(
                 {
-                    "visit_occurrence_id": ctx.visit_id(stay.admission_id),
+                    "visit_occurrence_id": ctx.visit_id(admission_id),
                     "person_id": pid,
                     "visit_concept_id": INPATIENT_VISIT,
                     "visit_start_date": start,
                     "visit_end_date": end,
                     "visit_type_concept_id": EHR,
-                    "visit_source_value": ctx.visit_pseudonym(stay.admission_id),
+                    "visit_source_value": ctx.visit_pseudonym(admission_id),
                 }
             )
-        valid_stays = {s.admission_id for s in stays if s.valid}
         for link in links:
             for dx in batch.diagnoses.get(link.patient_id, []):
                 start = ctx.deid.shift(dx.diagnosis_date, key)
@@ -178,7 +196,7 @@ def _build(
                         "condition_concept_id": ctx.concept("ICD10", dx.icd10),
                         "condition_start_date": start,
                         "condition_type_concept_id": EHR,
-                        "visit_occurrence_id": ctx.visit_id(dx.admission_id)
+                        "visit_occurrence_id": ctx.visit_id(valid_stays[dx.admission_id])
                         if dx.admission_id in valid_stays
                         else None,
                         "condition_source_value": dx.icd10,

@@ -1,8 +1,9 @@
 """The pipeline's tables in the edge's state database (the identified zone).
 
-Nothing here ever reaches the analysis database: the link index holds the
-hospital's own patient and admission IDs, the quarantine holds rejected rows as
-they were read. Each table is keyed so that re-processing a batch overwrites
+Nothing here ever reaches the analysis database. No hospital identifier is
+stored in clear (see `sealed.py`): the link index keys patients and stays by
+their link hashes, the re-identification map and the quarantine's reasons and
+rows are sealed under the vault key. Each table is keyed so that re-processing a batch overwrites
 instead of adding (the sync's idempotence rests on that).
 """
 
@@ -50,11 +51,11 @@ class QuarantinedRecord(Base):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(sa.String(100))
     source_table: Mapped[str] = mapped_column(sa.String(200))
-    row_key: Mapped[str] = mapped_column(sa.String(255))
+    row_key: Mapped[str] = mapped_column(sa.String(255))  # the source key's link hash
     code: Mapped[str] = mapped_column(sa.String(64), index=True)
-    reason: Mapped[str] = mapped_column(sa.Text)
+    reason: Mapped[str] = mapped_column(sa.Text)  # sealed
     field: Mapped[str | None] = mapped_column(sa.String(100))
-    record: Mapped[dict[str, Any] | None]
+    record: Mapped[dict[str, Any] | None]  # {"sealed": the row and its source key}
     run_id: Mapped[int] = mapped_column(sa.Integer, index=True)
     quarantined_at: Mapped[datetime]
 
@@ -74,19 +75,19 @@ class PipelinePerson(Base):
 
 
 class PatientLink(Base):
-    """A patient master row: the hospital's patient ID, the person it belongs to,
-    and what the person row and death record are built from."""
+    """A patient master row: the link hash of the hospital's patient ID, the person
+    it belongs to, and what the person row and death record are built from."""
 
     __tablename__ = "pipeline_patients"
 
-    patient_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ID, primary_key=True)  # link hash
     person_key: Mapped[str] = mapped_column(sa.String(64), index=True)
     completeness: Mapped[int] = mapped_column(sa.Integer)
     sex: Mapped[str | None] = mapped_column(sa.String(8))
     birth_date: Mapped[date | None] = mapped_column(sa.Date)
     source: Mapped[str] = mapped_column(sa.String(100))
     source_table: Mapped[str] = mapped_column(sa.String(200))
-    row_key: Mapped[str] = mapped_column(sa.String(255))
+    row_key: Mapped[str] = mapped_column(sa.String(255))  # the row's pseudonym (src_row)
     run_id: Mapped[int] = mapped_column(sa.Integer, index=True)
     first_run: Mapped[int] = mapped_column(sa.Integer)  # the run that first saw this ID
     # from the follow-up table, by patient ID
@@ -99,8 +100,8 @@ class PatientLink(Base):
 class AdmissionLink(Base):
     __tablename__ = "pipeline_admissions"
 
-    admission_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    patient_id: Mapped[str] = mapped_column(ID, index=True)
+    admission_id: Mapped[str] = mapped_column(ID, primary_key=True)  # link hash
+    patient_id: Mapped[str] = mapped_column(ID, index=True)  # link hash
     admit_date: Mapped[date] = mapped_column(sa.Date)
     discharge_date: Mapped[date | None] = mapped_column(sa.Date)
     department: Mapped[str | None] = mapped_column(sa.String(100))
@@ -108,8 +109,10 @@ class AdmissionLink(Base):
     valid: Mapped[bool] = mapped_column(sa.Boolean)
     source: Mapped[str] = mapped_column(sa.String(100))
     source_table: Mapped[str] = mapped_column(sa.String(200))
-    row_key: Mapped[str] = mapped_column(sa.String(255))
+    row_key: Mapped[str] = mapped_column(sa.String(255))  # the row's pseudonym
     run_id: Mapped[int] = mapped_column(sa.Integer, index=True)
+    # the admission ID sealed (the CDM's visit keys and re-reads derive from it)
+    sealed_id: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class DiagnosisLink(Base):
@@ -118,13 +121,24 @@ class DiagnosisLink(Base):
     source: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     source_table: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     row_key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
-    patient_id: Mapped[str | None] = mapped_column(ID, index=True)
-    admission_id: Mapped[str | None] = mapped_column(ID)
+    patient_id: Mapped[str | None] = mapped_column(ID, index=True)  # link hash
+    admission_id: Mapped[str | None] = mapped_column(ID)  # link hash
     icd10: Mapped[str | None] = mapped_column(sa.String(16))
     diagnosis_date: Mapped[date | None] = mapped_column(sa.Date)
     confidence: Mapped[float] = mapped_column(sa.Float)
     is_cancer: Mapped[bool] = mapped_column(sa.Boolean)
     run_id: Mapped[int] = mapped_column(sa.Integer, index=True)
+
+
+class ReidEntry(Base):
+    """The honest broker's map: a hospital patient ID sealed under the vault key,
+    bound to its pseudonym and link hash (one row per patient ID)."""
+
+    __tablename__ = "pipeline_reid_map"
+
+    patient_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    person_key: Mapped[str] = mapped_column(sa.String(64), index=True)  # the pseudonym
+    sealed_id: Mapped[str] = mapped_column(sa.Text)
 
 
 class MergeConflict(Base):

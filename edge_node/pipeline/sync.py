@@ -34,12 +34,19 @@ from edge_node.pipeline.linkage import (
     INDEXERS,
     admissions_t,
     count_index_rows,
-    patients_t,
     persons_t,
+    reid_t,
 )
 from edge_node.pipeline.mapping import RowMapper, SiteMapping, TableMapping, load_mapping
 from edge_node.pipeline.persons import build_dirty_persons, conflicts_t
 from edge_node.pipeline.records import MappedRecord, Rejection, SourceBatch
+from edge_node.pipeline.sealed import (
+    REID_AAD,
+    WATERMARK_AAD,
+    IdentifierGuard,
+    aad,
+    require_sync_vault,
+)
 from edge_node.pipeline.state import PipelineRun, Watermark
 from edge_node.store.database import upgrade_state_db
 from shared_cdm.db import make_engine, upgrade
@@ -119,6 +126,8 @@ def run_sync(
     rows are the same; tests compare the two ways)."""
     started = time.perf_counter()
     mapping = load_mapping(mapping_file)
+    # Before anything is read: the re-identification map is only ever written sealed.
+    vault = require_sync_vault(home)
     with sync_lock(home):
         upgrade_state_db(state_db_url)
         upgrade(analysis_db_url)
@@ -141,6 +150,7 @@ def run_sync(
                 concepts={
                     (c.vocabulary_id, c.concept_code): c.concept_id for c in vocab.concepts()
                 },
+                ids=IdentifierGuard(secret, vault),
                 batch_size=batch_size,
                 progress=progress,
             )
@@ -358,11 +368,18 @@ class _Runner:
         return False
 
     def _watermark(self, conn: sa.Connection, tm: TableMapping) -> str | None:
-        return conn.execute(
+        sealed = conn.execute(
             sa.select(watermarks_t.c.watermark).where(
                 watermarks_t.c.source == tm.source, watermarks_t.c.source_table == tm.table
             )
         ).scalar_one_or_none()
+        if sealed is None:
+            return None
+        return self.ctx.ids.open(
+            sealed,
+            aad(WATERMARK_AAD, tm.source, tm.table),
+            what=f"the watermark of {tm.source}/{tm.table}",
+        )
 
     def _rank_sources(self) -> None:
         """Mergeable sources ranked by missing rate on a sample (lowest first)."""
@@ -477,7 +494,10 @@ class _Runner:
                     {
                         "source": tm.source,
                         "source_table": tm.table,
-                        "watermark": batch.watermark,
+                        # sealed: a watermark may be the last key read (a patient ID)
+                        "watermark": self.ctx.ids.seal(
+                            batch.watermark, aad(WATERMARK_AAD, tm.source, tm.table)
+                        ),
                         "updated_at": utcnow(),
                     }
                 ],
@@ -495,9 +515,21 @@ class _Runner:
             ]
             if not keys:
                 return
-            pids = [row.patient_id for row in select_in(conn, patients_t, "person_key", keys)]
+            # The source is asked by its own IDs: opened from the sealed map and stays.
+            entries = select_in(conn, reid_t, "person_key", keys)
+            pids = [
+                ctx.ids.open(
+                    e.sealed_id,
+                    aad(REID_AAD, e.person_key, e.patient_hash),
+                    what=f"the re-identification entry of {e.person_key}",
+                )
+                for e in entries
+            ]
             admissions = [
-                row.admission_id for row in select_in(conn, admissions_t, "patient_id", pids)
+                ctx.admission_id_of(row)
+                for row in select_in(
+                    conn, admissions_t, "patient_id", [e.patient_hash for e in entries]
+                )
             ]
         for tm in self.tables(*EVENT_TARGETS):
             with ctx.state.connect() as conn:

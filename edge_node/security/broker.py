@@ -1,9 +1,11 @@
 """The honest broker: a pseudonym back to the hospital's patient ID(s).
 
 The pseudonym is the CDM's `person_source_value`, which is the pipeline's
-`person_key`; the state database's link index (`pipeline_patients`) maps each
-hospital patient ID to its person, so one pseudonym gives several IDs when
-duplicate master records were merged. Only a user with the honest_broker role may
+`person_key`; the state database's re-identification map (`pipeline_reid_map`)
+holds each hospital patient ID sealed under the vault key and bound to its
+pseudonym, so one pseudonym gives several IDs when duplicate master records were
+merged. A wrong vault key or an altered or moved entry fails loudly, never
+giving a wrong ID. Only a user with the honest_broker role may
 ask, and every attempt, granted or refused, is written to the audit log with the
 actor, their roles and the pseudonym (never the patient IDs it revealed).
 """
@@ -18,9 +20,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from edge_node.pipeline.deid import PSEUDONYM_HEX_CHARS
-from edge_node.pipeline.state import PatientLink
+from edge_node.pipeline.sealed import REID_AAD, aad, open_with
+from edge_node.pipeline.state import ReidEntry
 from edge_node.security.audit import append_in, run_audited
 from edge_node.security.users import Role, authorize, identify_actor
+from edge_node.security.vault import Vault
 from shared_cdm.errors import Forbidden, InvalidInput, NotFound, OncoFedError, Unauthenticated
 
 ACTION = "reidentify"
@@ -32,6 +36,7 @@ def reidentify(
     token: str | None,
     pseudonym: str,
     *,
+    vault: Vault,
     reason: str = "",
     now: datetime | None = None,
 ) -> list[str]:
@@ -63,21 +68,32 @@ def reidentify(
             )
             details |= {"outcome": "invalid"}
         else:
-            ids = sorted(
-                session.scalars(
-                    sa.select(PatientLink.patient_id).where(PatientLink.person_key == target)
+            entries = session.scalars(sa.select(ReidEntry).where(ReidEntry.person_key == target))
+            try:
+                ids = sorted(
+                    open_with(
+                        vault,
+                        e.sealed_id,
+                        aad(REID_AAD, target, e.patient_hash),
+                        what=f"the re-identification entry of {target}",
+                    )
+                    for e in entries
                 )
-            )
-            if ids:
-                outcome = ids
-                details |= {"outcome": "granted", "patients": len(ids)}
+            except OncoFedError as exc:
+                # a wrong key or an altered entry: audited, and never an answer
+                outcome = exc
+                details |= {"outcome": "failed", "code": exc.code}
             else:
-                outcome = NotFound(
-                    f"no patient has the pseudonym {target} at this site "
-                    "(another site's, or from before the site secret changed)",
-                    code="unknown_pseudonym",
-                )
-                details |= {"outcome": "not_found"}
+                if ids:
+                    outcome = ids
+                    details |= {"outcome": "granted", "patients": len(ids)}
+                else:
+                    outcome = NotFound(
+                        f"no patient has the pseudonym {target} at this site "
+                        "(another site's, or from before the site secret changed)",
+                        code="unknown_pseudonym",
+                    )
+                    details |= {"outcome": "not_found"}
         append_in(
             session,
             actor=user.name,

@@ -27,7 +27,7 @@ from edge_node.security.users import (
     parse_role,
     state_engine,
 )
-from edge_node.security.vault import init_vault, load_vault
+from edge_node.security.vault import init_vault, load_vault, require_vault
 from edge_node.settings import EdgeSettings, load_settings
 from shared_cdm.errors import Conflict, OncoFedError
 
@@ -92,27 +92,30 @@ def vault_init(home: HomeOpt = DEFAULT_HOME) -> None:
     """Create the vault key (HOME/vault.key, mode 0600) unless one is configured, and
     encrypt the site secret under it. Safe to re-run; never replaces a key."""
     settings = _settings(home)
-
-    def body() -> list[str]:
-        result = init_vault(settings.home)
-        vault = result.vault
-        notes = [
-            f"wrote vault key {result.created} (mode 0600, key id {vault.key_id.hex()}): "
-            "back it up apart from the edge's data; without it the site secret is lost"
-            if result.created
-            else f"vault key from {vault.source} (key id {vault.key_id.hex()})"
-        ]
-        secret = SiteSecret.path_in(settings.home)
-        if not secret.exists():
-            notes.append(f"no site secret yet: {secret} will be created encrypted")
-        elif SiteSecret.encrypt_in_place(secret, vault):
-            notes.append(f"encrypted the site secret {secret}")
-        else:
-            notes.append(f"site secret {secret} is encrypted under this key")
-        return notes
-
-    for note in _run(body):
+    for note in _run(lambda: ensure_vault(settings.home)):
         typer.echo(note, err=True)
+
+
+def ensure_vault(home: Path) -> list[str]:
+    """The vault key (created unless configured) and the site secret under it; notes
+    for the operator. Shared by `vault init` and `oncofed-edge init`."""
+    result = init_vault(home)
+    vault = result.vault
+    notes = [
+        f"wrote vault key {result.created} (mode 0600, key id {vault.key_id.hex()}): "
+        "back it up apart from the edge's data; without it the site secret and the "
+        "re-identification map are lost"
+        if result.created
+        else f"vault key from {vault.source} (key id {vault.key_id.hex()})"
+    ]
+    secret = SiteSecret.path_in(home)
+    if not secret.exists():
+        notes.append(f"no site secret yet: {secret} will be created encrypted")
+    elif SiteSecret.encrypt_in_place(secret, vault):
+        notes.append(f"encrypted the site secret {secret}")
+    else:
+        notes.append(f"site secret {secret} is encrypted under this key")
+    return notes
 
 
 @vault_app.command("status")
@@ -300,8 +303,9 @@ def reidentify_command(
 
     def body() -> list[str]:
         acting = acting_token(token, token_file)
+        vault = require_vault(settings.home)
         with state_engine(settings) as engine:
-            return reidentify(engine, acting, pseudonym, reason=reason)
+            return reidentify(engine, acting, pseudonym, vault=vault, reason=reason)
 
     ids = _run(body)
     if len(ids) > 1:

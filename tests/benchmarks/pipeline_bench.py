@@ -336,6 +336,7 @@ def pipeline_once(
 
 def profile(patients: int, top: int, batch_size: int, out: Path | None) -> None:
     from edge_node.pipeline.sync import run_sync
+    from edge_node.security.vault import init_vault
 
     folder = hospital(patients)
     with (
@@ -343,6 +344,7 @@ def profile(patients: int, top: int, batch_size: int, out: Path | None) -> None:
         pg_database("state") as state,
         pg_database("analysis") as analysis,
     ):
+        init_vault(Path(tmp))  # a sync needs a vault key (the map is sealed)
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
@@ -435,6 +437,7 @@ class _Stages:
 def stages(patients: int, batch_size: int, defer_indexes: bool, note_text: str) -> None:
     from edge_node.pipeline import events, first_load, linkage, sync
     from edge_node.pipeline.deid import DeidPolicy
+    from edge_node.security.vault import init_vault
 
     folder = hospital(patients)
     clock = _Stages()
@@ -470,6 +473,7 @@ def stages(patients: int, batch_size: int, defer_indexes: bool, note_text: str) 
             pg_database("state") as state,
             pg_database("analysis") as analysis,
         ):
+            init_vault(Path(tmp))  # a sync needs a vault key (the map is sealed)
             started = time.perf_counter()
             cpu = time.process_time()
             report = sync.run_sync(

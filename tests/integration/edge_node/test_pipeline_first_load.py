@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import shutil
 import uuid
@@ -24,7 +25,9 @@ from sqlalchemy.pool import NullPool
 from edge_node.pipeline import first_load
 from edge_node.pipeline.deid import SiteSecret
 from edge_node.pipeline.linkage import INDEX_TARGETS
+from edge_node.pipeline.sealed import open_quarantine
 from edge_node.pipeline.sync import SyncReport, _Interrupted, run_sync
+from edge_node.security.vault import require_vault
 from ops.synth.hospital import write_hospital
 from ops.synth.mappings import mapping_text
 from ops.synth.variants import get_variant
@@ -129,12 +132,27 @@ class Edge:
             engine.dispose()
 
     def quarantine(self) -> list[tuple[Any, ...]]:
-        rows = self.query(
-            self.state,
-            "SELECT source, source_table, row_key, code, reason, field, record::text "
-            "FROM pipeline_quarantine",
+        """The quarantine opened (sealed afresh by every run) with conftest's vault key."""
+        vault = require_vault(self.home)
+        engine = sa.create_engine(self.state, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                stored = conn.execute(sa.text("SELECT * FROM pipeline_quarantine")).mappings()
+                opened = [open_quarantine(vault, dict(row)) for row in stored]
+        finally:
+            engine.dispose()
+        return sorted(
+            (
+                q["source"],
+                q["source_table"],
+                q["row_key"],
+                q["code"],
+                q["reason"],
+                q["field"],
+                json.dumps(q["record"], sort_keys=True),
+            )
+            for q in opened
         )
-        return sorted(rows)
 
     def schema(self) -> list[tuple[Any, ...]]:
         """Every index and constraint of the CDM's tables, and table comments."""

@@ -16,8 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from edge_node.pipeline.deid import DeidPolicy, Pseudonymizer, SiteSecret
+from edge_node.pipeline.sealed import open_quarantine
 from edge_node.pipeline.state import QuarantinedRecord
 from edge_node.pipeline.sync import run_sync
+from edge_node.security.vault import require_vault
 from ops.synth.hospital import write_hospital
 from ops.synth.mappings import mapping_text
 from ops.synth.variants import get_variant
@@ -105,7 +107,10 @@ def synced(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     engine.dispose()
     state_engine = make_engine(state)
     with state_engine.connect() as conn:
-        quarantine = [dict(r._mapping) for r in conn.execute(sa.select(QuarantinedRecord))]
+        quarantine = [  # reasons and rows are sealed: opened with conftest's vault key
+            open_quarantine(require_vault(home), dict(r._mapping))
+            for r in conn.execute(sa.select(QuarantinedRecord))
+        ]
     state_engine.dispose()
     visits = {
         k: v if isinstance(v, date) else date.fromisoformat(str(v)) for k, v in visits.items()

@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import os
 import random
 import shutil
 import signal
@@ -37,9 +38,12 @@ from sqlalchemy.pool import NullPool
 from edge_node.cdm import upgrade_cdm
 from edge_node.pipeline.deid import Pseudonymizer, SiteSecret
 from edge_node.pipeline.omop_export import OMOP_TABLES
+from edge_node.pipeline.sealed import REID_AAD, IdentifierGuard, aad, open_quarantine, open_with
 from edge_node.pipeline.sync import SyncReport, _Interrupted, run_sync
 from edge_node.policy import load_policy
 from edge_node.security.access import ENV_TOKEN_FILE, bootstrap_operator
+from edge_node.security.vault import ENV_KEY as VAULT_ENV_KEY
+from edge_node.security.vault import require_vault
 from edge_node.settings import load_settings
 from edge_node.store.database import upgrade_state_db
 from ops.processes import child_env
@@ -53,7 +57,8 @@ from shared_cdm.vocab import Vocabulary, load_default
 pytestmark = pytest.mark.slow
 
 EDGE = Path(sys.executable).with_name("oncofed-edge")
-ENV = child_env({"COLUMNS": "240"})  # rich prints the whole table, not "sour…"
+# rich prints the whole table, not "sour…"; the vault key is conftest's
+ENV = child_env({"COLUMNS": "240", VAULT_ENV_KEY: os.environ[VAULT_ENV_KEY]})
 CLI_TIMEOUT = 300.0
 SITE, HUB = "site-a", "127.0.0.1:50051"
 VARIANT, PATIENTS, SEED = "A", 400, 7
@@ -263,11 +268,13 @@ def assert_same_cdm(actual: Dump, expected: Dump, what: str) -> None:
 
 
 def quarantine(state_url: str) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """(source, table, row key) -> (code, reason)."""
-    rows = query(
-        state_url, "SELECT source, source_table, row_key, code, reason FROM pipeline_quarantine"
-    )
-    return {(r.source, r.source_table, r.row_key): (r.code, r.reason) for r in rows}
+    """(source, table, row key) -> (code, reason), opened with the vault key."""
+    vault = require_vault(Path("."))  # conftest's key
+    rows = [
+        open_quarantine(vault, dict(r._mapping))
+        for r in query(state_url, "SELECT * FROM pipeline_quarantine")
+    ]
+    return {(r["source"], r["source_table"], r["row_key"]): (r["code"], r["reason"]) for r in rows}
 
 
 def run_statuses(state_url: str) -> list[str]:
@@ -281,13 +288,20 @@ def last_summary(state_url: str) -> dict[str, Any]:
 
 
 def cancer_status(state_url: str) -> dict[str, bool]:
-    """Patient id -> whether the pipeline counts them as a cancer patient."""
+    """Patient id -> whether the pipeline counts them as a cancer patient (the IDs
+    opened from the sealed re-identification map)."""
+    vault = require_vault(Path("."))  # conftest's key
     rows = query(
         state_url,
-        "SELECT p.patient_id, s.is_cancer FROM pipeline_patients p "
-        "JOIN pipeline_persons s ON s.person_key = p.person_key",
+        "SELECT r.patient_hash, r.person_key, r.sealed_id, s.is_cancer FROM pipeline_reid_map r "
+        "JOIN pipeline_persons s ON s.person_key = r.person_key",
     )
-    return {r.patient_id: bool(r.is_cancer) for r in rows}
+    return {
+        open_with(
+            vault, r.sealed_id, aad(REID_AAD, r.person_key, r.patient_hash), what="entry"
+        ): bool(r.is_cancer)
+        for r in rows
+    }
 
 
 # -- the sources ---------------------------------------------------------------
@@ -358,10 +372,11 @@ def new_lab(sample_id: str, pid: str, adm: str, day: dt.date) -> list[str]:
 
 def person_id(home: Path, state_url: str, pid: str) -> int:
     """The CDM person_id of the hospital's patient `pid`."""
-    (key,) = query(
-        state_url, "SELECT person_key FROM pipeline_patients WHERE patient_id = :p", p=pid
-    )
     secret = SiteSecret.load_or_create(SiteSecret.path_in(home))
+    link = IdentifierGuard(secret, require_vault(home)).patient(pid)  # the index's key
+    (key,) = query(
+        state_url, "SELECT person_key FROM pipeline_patients WHERE patient_id = :p", p=link
+    )
     return Pseudonymizer(secret).surrogate_id("person", key.person_key)
 
 

@@ -38,13 +38,19 @@ import sqlalchemy as sa
 from edge_node.pipeline.context import OPERATORS
 from edge_node.pipeline.deid import DeidPolicy, Pseudonymizer, SiteSecret
 from edge_node.pipeline.linkage import canonical_patient_key
+from edge_node.pipeline.sealed import open_quarantine
 from edge_node.pipeline.state import MergeConflict, QuarantinedRecord
 from edge_node.pipeline.sync import SyncReport, run_sync
+from edge_node.security.broker import reidentify
+from edge_node.security.users import Role, add_user
+from edge_node.security.vault import Vault, require_vault
+from edge_node.store.database import open_state_db
 from ops.synth.hospital import write_hospital
 from ops.synth.labs import LAB_SPECS, UNIT_FACTORS, item_code
 from ops.synth.mappings import mapping_text
 from ops.synth.variants import get_variant
 from shared_cdm.db import make_engine
+from shared_cdm.errors import Unauthenticated
 from shared_cdm.models import Base
 from shared_cdm.vocab import load_default
 
@@ -375,7 +381,9 @@ def run(
     with _databases(backend, request, folder) as (state, analysis):
         report = _sync(hospital, home, state, analysis, "keep")
         dumps = _dump(analysis)
-        quarantine = _state_rows(state, QuarantinedRecord)
+        # reasons and rows are sealed: opened with the vault key (conftest's)
+        vault = require_vault(home)
+        quarantine = [open_quarantine(vault, q) for q in _state_rows(state, QuarantinedRecord)]
         conflicts = _state_rows(state, MergeConflict)
         rerun = _sync(hospital, home, state, analysis, "keep")
         redumps = _dump(analysis)
@@ -813,3 +821,78 @@ def test_no_direct_identifier_reaches_the_analysis_database(run: Run) -> None:
         raw = path.read_bytes()
         residents = {row["resident_id"].encode() for row in h.emr["patient"] if row["resident_id"]}
         assert not set(_RESIDENT_ID.findall(raw)) & residents
+
+
+# -- the state database: the link index and the sealed re-identification map --------------
+
+
+def _hospital_identifiers(h: Hospital) -> set[str]:
+    ids = {str(row["patient_id"]) for row in h.emr["patient"]}
+    ids |= {str(row["resident_id"]) for row in h.emr["patient"] if row["resident_id"]}
+    ids |= set(h.admissions)
+    return ids
+
+
+def test_the_state_database_holds_no_hospital_identifier_in_clear(run: Run) -> None:
+    h = run.hospital
+    identifiers = _hospital_identifiers(h)
+    assert len(identifiers) > 3 * len(h.truth)
+    texts: list[str] = []
+    engine = make_engine(run.state_url)
+    try:
+        tables = sa.inspect(engine).get_table_names()
+        assert {"pipeline_patients", "pipeline_admissions", "pipeline_reid_map"} <= set(tables)
+        with engine.connect() as conn:
+            for name in tables:
+                table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+                for row in conn.execute(sa.select(table)):
+                    texts += [
+                        json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else str(v)
+                        for v in row
+                    ]
+            linked = conn.execute(sa.text("SELECT count(*) FROM pipeline_patients")).scalar()
+            quarantined = conn.execute(sa.text("SELECT count(*) FROM pipeline_quarantine")).scalar()
+    finally:
+        engine.dispose()
+    assert linked == len(h.emr["patient"]) and quarantined  # the index was scanned
+    haystack = "\n".join(texts)
+    leaked = sorted(i for i in identifiers if i in haystack)
+    assert not leaked, f"{len(leaked)} identifiers in the state database, e.g. {leaked[:10]}"
+    if run.backend == "sqlite":  # the file itself, free pages included
+        raw = Path(sa.engine.make_url(run.state_url).database or "").read_bytes()
+        found = sorted(i for i in identifiers if i.encode() in raw)
+        assert not found, f"{len(found)} identifiers in the state database file: {found[:10]}"
+
+
+def test_the_honest_broker_gets_every_persons_patient_ids_back(run: Run) -> None:
+    h = run.hospital
+    engine = open_state_db(run.state_url)
+    try:
+        _, operator = add_user(engine, "olga", [Role.SITE_OPERATOR], token=None)
+        _, broker = add_user(engine, "hana", [Role.HONEST_BROKER], token=operator)
+        vault = require_vault(run.home)
+        for pid, truth in h.truth.items():
+            expected = sorted([pid, *truth["duplicate_patient_ids"]])
+            assert reidentify(engine, broker, run.person_key(pid), vault=vault) == expected
+        with pytest.raises(Unauthenticated, match="another vault key"):
+            reidentify(engine, broker, run.person_key(next(iter(h.cancer))), vault=Vault(b"k" * 32))
+    finally:
+        engine.dispose()
+
+
+def test_cdm_pseudonyms_are_derived_from_the_hospital_ids_as_before(run: Run) -> None:
+    """The link index is hashed, the CDM is not: its pseudonyms and keys come from the
+    hospital's own IDs exactly as before (visit keys from sealed admission IDs)."""
+    h = run.hospital
+    expected = {
+        run.visit_id(a): run.pseudonymizer.pseudonym("admission", a)
+        for pid in h.cancer
+        for a in h.admission_ids_of(pid)
+        if a not in h.bad_admissions
+    }
+    actual = {
+        v["visit_occurrence_id"]: v["visit_source_value"] for v in run.dumps["visit_occurrence"]
+    }
+    assert actual == expected
+    persons = {p["person_source_value"] for p in run.dumps["person"]}
+    assert persons == {run.person_key(pid) for pid in h.cancer}

@@ -3,9 +3,9 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,12 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
-from edge_node.pipeline.state import PatientLink
+from edge_node.pipeline.sealed import REID_AAD, aad, seal_with
+from edge_node.pipeline.state import ReidEntry
 from edge_node.security.audit import AuditLog
 from edge_node.security.models import EdgeUser
 from edge_node.security.users import Role, authorize, hash_token
+from edge_node.security.vault import ENV_KEY, Vault, init_vault
 from edge_node.store.database import open_state_db
 from shared_cdm.db import session_factory
 from shared_cdm.errors import Forbidden, Unauthenticated
@@ -34,9 +36,11 @@ class Site:
     state: Engine
     tokens: dict[str, str]
 
-    def run(self, *args: str, token: str | None = None) -> Result:
-        env = {"ONCOFED_EDGE_TOKEN": token} if token else None
-        return runner.invoke(self.cli, [*args, "--home", str(self.home)], env=env)
+    def run(self, *args: str, token: str | None = None, vault_key: str | None = None) -> Result:
+        env = {"ONCOFED_EDGE_TOKEN": token} if token else {}
+        if vault_key is not None:
+            env[ENV_KEY] = vault_key
+        return runner.invoke(self.cli, [*args, "--home", str(self.home)], env=env or None)
 
     def audit(self, action: str = "reidentify") -> list[tuple[str, str, str, str]]:
         return [
@@ -45,27 +49,28 @@ class Site:
         ]
 
 
-def _link(patient_id: str, person_key: str) -> PatientLink:
-    return PatientLink(
-        patient_id=patient_id,
+def _entry(vault: Vault, patient_id: str, person_key: str) -> ReidEntry:
+    """A row of the sealed map as the pipeline writes it (the hash stands in for the
+    link hash: only its binding to the ciphertext matters here)."""
+    patient_hash = f"h-{patient_id}"
+    return ReidEntry(
+        patient_hash=patient_hash,
         person_key=person_key,
-        completeness=3,
-        sex="F",
-        birth_date=date(1960, 1, 1),
-        source="emr",
-        source_table="patients",
-        row_key=patient_id,
-        run_id=1,
-        first_run=1,
+        sealed_id=seal_with(vault, patient_id, aad(REID_AAD, person_key, patient_hash)),
     )
 
 
 @pytest.fixture
 def site(cli: typer.Typer, edge_home: Path, db_url: str) -> Iterator[Site]:
     state = open_state_db(db_url)
+    vault = init_vault(edge_home).vault  # HOME/vault.key, as `oncofed-edge init` writes it
     with session_factory(state)() as session, session.begin():
         session.add_all(
-            [_link("P000123", MERGED), _link("P000999", MERGED), _link("P000500", SINGLE)]
+            [
+                _entry(vault, "P000123", MERGED),
+                _entry(vault, "P000999", MERGED),
+                _entry(vault, "P000500", SINGLE),
+            ]
         )
     site = Site(cli, edge_home, state, {})
     first = site.run("users", "add", "olga", "--role", "site_operator")
@@ -198,3 +203,53 @@ def test_authorize_checks_roles_not_a_hierarchy(site: Site) -> None:
             authorize(session, site.tokens["olga"], Role.CLINICIAN)
         with pytest.raises(Unauthenticated):
             authorize(session, None, Role.CLINICIAN)
+
+
+def test_a_wrong_vault_key_fails_loudly_and_reveals_nothing(site: Site) -> None:
+    other = "11" * 32
+    failed = site.run("reidentify", MERGED, token=site.tokens["hana"], vault_key=other)
+    assert failed.exit_code == 5, failed.output
+    assert "another vault key" in failed.output
+    assert "Traceback" not in failed.output
+    assert "P000" not in failed.output
+    assert site.audit()[-1] == ("hana", "honest_broker", MERGED, "failed")
+    # the right key still answers
+    granted = site.run("reidentify", MERGED, token=site.tokens["hana"])
+    assert granted.stdout.split() == ["P000123", "P000999"]
+
+
+def _sealed(site: Site) -> dict[str, str]:
+    with site.state.connect() as conn:
+        return dict(conn.execute(sa.select(ReidEntry.patient_hash, ReidEntry.sealed_id)).all())
+
+
+def _set_sealed(site: Site, patient_hash: str, sealed: str) -> None:
+    with site.state.begin() as conn:
+        conn.execute(
+            sa.update(ReidEntry)
+            .where(ReidEntry.patient_hash == patient_hash)
+            .values(sealed_id=sealed)
+        )
+
+
+def test_an_altered_entry_is_detected_not_answered(site: Site) -> None:
+    sealed = _sealed(site)["h-P000500"]
+    raw = bytearray(base64.b64decode(sealed))
+    raw[-1] ^= 0x01  # one bit of the ciphertext
+    _set_sealed(site, "h-P000500", base64.b64encode(bytes(raw)).decode())
+    failed = site.run("reidentify", SINGLE, token=site.tokens["hana"])
+    assert failed.exit_code == 3, failed.output
+    assert "integrity check" in failed.output
+    assert "Traceback" not in failed.output
+
+
+def test_ciphertexts_swapped_between_rows_are_detected(site: Site) -> None:
+    sealed = _sealed(site)
+    # P000500's ID moved under MERGED's pseudonym, and one of MERGED's under SINGLE's
+    _set_sealed(site, "h-P000500", sealed["h-P000123"])
+    _set_sealed(site, "h-P000123", sealed["h-P000500"])
+    for pseudonym in (MERGED, SINGLE):
+        failed = site.run("reidentify", pseudonym, token=site.tokens["hana"])
+        assert failed.exit_code == 3, failed.output
+        assert "integrity check" in failed.output
+        assert "P000" not in failed.output

@@ -44,9 +44,9 @@ def _tables(url: str) -> set[str]:
 
 
 def test_0004_creates_the_models_schema_and_downgrades(db_url: str) -> None:
-    assert head_revision(SCRIPT_LOCATION) == "0004"
+    assert head_revision(SCRIPT_LOCATION) == "0005"  # 0005: the sealed link index
     upgrade_state_db(db_url)
-    assert current_revision(db_url, version_table=VERSION_TABLE) == "0004"
+    assert current_revision(db_url, version_table=VERSION_TABLE) == "0005"
     assert _diff(db_url) == []
     downgrade(db_url, script_location=SCRIPT_LOCATION, version_table=VERSION_TABLE, revision="0003")
     assert not TABLES & _tables(db_url)
