@@ -109,6 +109,45 @@ _PARTIAL_BEFORE = re.compile(
 )
 _PARTIAL_AFTER = re.compile(rf"[ \t]+(?:[01]?\d|2[0-3])[:：.]?[0-5]\d|[{HAN}]")
 _ZH_NOT_DATE_AFTER = set("枚个例次级分度周组项张片支颗")
+# A bare N/M in a count, ratio or score context is clinical, never a date:
+# "淋巴结(5/17)", "第4组 1/3", "nodes: (2/19) positive", "pain 3/10", "1/3 of".
+_RATIO_BEFORE = re.compile(
+    r"(?i:淋巴结|淋巴|组|枚|站|阳性|转移|周期|疗程|评分|分级|比例|"
+    r"\b(?:lymph|nodes?|lns?|stations?|positive|involved|ratio|score|"
+    r"pain|nrs|vas|ecog|kps|ps|gleason|grade|cycles?|fractions?|fx|cores?|out\s+of)\b)"
+    r"[^\n。；;.]{0,24}$"
+)
+# An explicit date word right before wins over a ratio word further back.
+_DATE_WORD_BEFORE = re.compile(
+    r"(?i:\b(?:on|since|until|dated?|adm(?:itted)?|disch(?:arged?)?|seen|booked|appt|visit)"
+    r"[ \t:：]*)$"
+)
+_RATIO_AFTER = re.compile(
+    r"[ \t)）]*(?i:阳性|转移|淋巴结|枚|个|组|\+|(?:lymph\s+)?nodes?\b|lns?\b|positive|"
+    r"involved|metastatic|of\b|cores?\b|cycles?\b|fractions?\b|fx\b)"
+)
+
+
+_NOT_DATE_AFTER = re.compile(
+    r"[ \t]*(?i:tab(?:let)?s?|caps?(?:ules?)?|doses?|amps?|vials?|power|strength|life|"
+    r"lives|sessions?|visits?|days?|weeks?|wks?|months?|times?|x\b|th\b|rd\b|nd\b)"
+)
+
+
+def _calendar_day(value: str) -> bool:
+    """True when "a/b" is a day and month in either order (1-12 and 1-31)."""
+    a, b = (int(x) for x in value.split("/"))
+    return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)
+
+
+def ratio_context(text: str, s: int, e: int) -> bool:
+    """True when a bare N/M at text[s:e] reads as a count, ratio or score."""
+    line_start = max(text.rfind("\n", 0, s) + 1, s - 30)
+    if _DATE_WORD_BEFORE.search(text, max(line_start, s - 14), s):
+        return False
+    if _RATIO_BEFORE.search(text, line_start, s):
+        return True
+    return _RATIO_AFTER.match(text, e) is not None
 
 
 # One alternation per family: one scan instead of several.
@@ -117,7 +156,44 @@ _ZH_SHAPES = (DATE_SHAPES[2], DATE_SHAPES[3])
 _NUM_SHAPES = re.compile("|".join(f"(?:{p.pattern})" for p in DATE_SHAPES[5:]))
 
 
+# Shapes with no year that are dates by what is around them (recall first; weak hits).
+# (each found from its literal part, "day" or the colon, then checked backwards: a
+# scan that starts with a literal is several times faster than one with a word list)
+_WEEKDAY_DAY = re.compile(
+    r"(?i:day),?[ \t]+(?:the[ \t]+)?(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
+)
+_WEEKDAY_HEAD = re.compile(r"(?i:mon|tues|wednes|thurs|fri|satur|sun)$")
+_ZH_MONTH_DOT_DAY = re.compile(
+    rf"(?<![\d.]){_MONTH_NUM}\.{_DAY_NUM}(?=[日号]?(?:复查|复诊|入院|出院|手术|就诊|住院|化疗|放疗|"
+    r"来院|门诊|随访|开始|起|至|行|在|于))"
+)
+_YY_M_D = re.compile(rf"(?<![\d/.])[12]\d/{_MONTH_NUM}/{_DAY_NUM}(?![\d/])")
+_LABEL_M_D = re.compile(rf"[：:][ \t]*({_MONTH_NUM}[-/.]{_DAY_NUM})(?![\d./\-])")
+_DATE_LABEL_BEFORE = re.compile(r"(?:日期|时间|(?i:date|time))[ \t]*$")
+_ZH_REL_MONTH_DAY = re.compile(r"(?:本|下|上|当|次)月[ \t]*(?:[12]\d|3[01]|0?[1-9])[ \t]*[日号]")
+
+
+def _more_dates(text: str) -> Iterator[Hit]:
+    for m in _WEEKDAY_DAY.finditer(text):
+        head = _WEEKDAY_HEAD.search(text, max(0, m.start() - 6), m.start())
+        if head:
+            yield Hit(head.start(), m.end(), "DATE", False)
+    if "." in text and not text.isascii():
+        for m in _ZH_MONTH_DOT_DAY.finditer(text):
+            yield Hit(m.start(), m.end(), "DATE", False)
+    if "/" in text:
+        for m in _YY_M_D.finditer(text):
+            yield Hit(m.start(), m.end(), "DATE", False)
+    for m in _LABEL_M_D.finditer(text):
+        if _DATE_LABEL_BEFORE.search(text, max(0, m.start() - 6), m.start()):
+            yield Hit(m.start(1), m.end(1), "DATE", False)
+    if "月" in text:
+        for m in _ZH_REL_MONTH_DAY.finditer(text):
+            yield Hit(m.start(), m.end(), "DATE", False)
+
+
 def dates(text: str) -> Iterator[Hit]:
+    yield from _more_dates(text)
     # Each family only around what it needs (a month name, digits with a separator).
     starts: set[int] = set()
     for p in month_positions(text):
@@ -139,11 +215,15 @@ def dates(text: str) -> Iterator[Hit]:
     if slashes:
         for m in in_windows(_PARTIAL, text, windows(slashes, text, 3, 3)):
             after = text[m.end() : m.end() + 1]
-            if after in _ZH_NOT_DATE_AFTER:
+            if after in _ZH_NOT_DATE_AFTER or ratio_context(text, m.start(), m.end()):
                 continue
             before = text[max(0, m.start() - 16) : m.start()]
             if _PARTIAL_BEFORE.search(before) or _PARTIAL_AFTER.match(text, m.end()):
                 yield Hit(m.start(), m.end(), "DATE", True)
+            elif _calendar_day(m.group()) and not _NOT_DATE_AFTER.match(text, m.end()):
+                # Recall first: a bare day and month with no date word is still a date
+                # unless it reads as a count, a ratio, a score or a dose (checked above).
+                yield Hit(m.start(), m.end(), "DATE", False)
 
 
 def grow_date(text: str, h: Hit) -> Hit:

@@ -20,7 +20,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-from edge_node.deid_text import context, rules
+from edge_node.deid_text import context, rules, unknown
 from edge_node.deid_text.lexicon import ascii_lower, clinical_terms, lexicon, quiet_jieba
 from edge_node.deid_text.rules import Hit
 
@@ -31,6 +31,7 @@ COMPONENTS = (
     "onco_deid_organizations",
     "onco_deid_names",
     "onco_deid_context",
+    "onco_deid_unknown",
     "onco_deid_resolve",
 )
 
@@ -185,9 +186,17 @@ def context_component(doc: Doc) -> Doc:
     return doc
 
 
+@Language.component("onco_deid_unknown")
+def unknown_component(doc: Doc) -> Doc:
+    """Last detector: flags capitalised words not known to be safe (`unknown.py`)."""
+    hits = _hits(doc)
+    hits.extend(unknown.detect(_text(doc), hits))
+    return doc
+
+
 @Language.component("onco_deid_resolve")
 def resolve_component(doc: Doc) -> Doc:
-    doc._.phi = resolve(_text(doc), _hits(doc))
+    doc._.phi = resolve(_text(doc), _hits(doc), _low(doc))
     return doc
 
 
@@ -249,9 +258,9 @@ def keep_filter(
     return out
 
 
-def resolve(text: str, hits: list[Hit]) -> list[Span3]:
+def resolve(text: str, hits: list[Hit], low: str | None = None) -> list[Span3]:
     """Keep-list, name propagation, then overlapping hits merged into one span."""
-    protected = protected_terms(text, ascii_lower(text))
+    protected = protected_terms(text, ascii_lower(text) if low is None else low)
     hits = keep_filter(text, hits, protected)
     hits = hits + keep_filter(text, rules.propagate(text, hits), protected)
     hits.sort(key=lambda h: (h.start, -h.end))

@@ -1029,7 +1029,6 @@ def names(
     low = ascii_lower(text) if low is None else low
     surnames = lex.surnames_all_en
     known = lex.names_en
-    known_upper = lex.names_en_upper
     labelled = [m for _, m in label_matches(text, low, NAME_RULES)]
     for m in [*EN_TITLE_NAME.finditer(text), *labelled]:
         s, e = m.span(1)
@@ -1072,46 +1071,67 @@ def names(
             and text[m.end() : m.end() + 1] not in ("-", "'")
         ):
             hits.append(Hit(m.start(), m.end(), "NAME", False))
-    common = lex.english_common
-    for m in EN_CAPS_SEQ.finditer(text):
-        pos = m.start()
-        g = m.group()
-        if " " not in g and "\t" not in g:  # one word, the common case: no run to split
-            bare = g.strip(".")
-            if bare in known or bare in known_upper:
-                t = g.title()
-                if len(g) >= 3 and (t in lex.surnames_en or t in lex.given_en) and t not in common:
-                    hits.append(Hit(m.start(), m.end(), "NAME", False))
-            continue
-        run: list[tuple[int, int, bool]] = []
-        runs: list[list[tuple[int, int, bool]]] = []
-        for w in g.split():
-            i = pos  # the words of a run are one space or tab apart
-            pos = i + len(w) + 1
-            bare = w.strip(".")
-            title = bare.title()
-            is_known = title in known or bare in known
-            if (bare in lex.english_common and not is_known) or (
-                title in lex.english_common and not is_known
-            ):
-                runs.append(run)
-                run = []
-                continue
-            run.append((i, i + len(w), is_known))
-        runs.append(run)
-        for run in runs:
-            if len(run) >= 2 and any(k for _, _, k in run):
-                hits.append(Hit(run[0][0], run[-1][1], "NAME", False))
-            elif len(run) == 1 and run[0][2]:
-                w = text[run[0][0] : run[0][1]]
-                t = w.title()
-                if (
-                    len(w) >= 3
-                    and (t in lex.surnames_en or t in lex.given_en)
-                    and t not in lex.english_common
-                ):
-                    hits.append(Hit(run[0][0], run[0][1], "NAME", False))
+    for base, g in caps_runs(text):
+        found = caps_run_names(g)
+        if found:
+            hits += (Hit(base + s, base + e, "NAME", False) for s, e in found)
     return hits
+
+
+_LAST_CAPS: tuple[str, list[tuple[int, str]]] = ("", [])
+
+
+def caps_runs(text: str) -> list[tuple[int, str]]:
+    """(start, run) of every `EN_CAPS_SEQ` run of capitalised words; kept for the
+    last text (the safe-list pass in unknown.py reads the same runs)."""
+    global _LAST_CAPS
+    if _LAST_CAPS[0] is not text:
+        _LAST_CAPS = (text, [(m.start(), m.group()) for m in EN_CAPS_SEQ.finditer(text)])
+    return _LAST_CAPS[1]
+
+
+@lru_cache(maxsize=65536)
+def caps_run_names(g: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) offsets in a run of capitalised words of the names in it.
+
+    Runs repeat across notes ("Chest Radiograph", "Dr Lindqvist"): the decision is
+    kept per run string, so the scan costs one look-up per run.
+    """
+    lex = lexicon()
+    common = lex.english_common
+    known = lex.names_en
+    if " " not in g and "\t" not in g:  # one word, the common case: no run to split
+        bare = g.strip(".")
+        if bare in known or bare in lex.names_en_upper:
+            t = g.title()
+            if len(g) >= 3 and (t in lex.surnames_en or t in lex.given_en) and t not in common:
+                return ((0, len(g)),)
+        return ()
+    out: list[tuple[int, int]] = []
+    run: list[tuple[int, int, bool]] = []
+    runs: list[list[tuple[int, int, bool]]] = []
+    pos = 0
+    for w in g.split():
+        i = pos  # the words of a run are one space or tab apart
+        pos = i + len(w) + 1
+        bare = w.strip(".")
+        title = bare.title()
+        is_known = title in known or bare in known
+        if (bare in common and not is_known) or (title in common and not is_known):
+            runs.append(run)
+            run = []
+            continue
+        run.append((i, i + len(w), is_known))
+    runs.append(run)
+    for run in runs:
+        if len(run) >= 2 and any(k for _, _, k in run):
+            out.append((run[0][0], run[-1][1]))
+        elif len(run) == 1 and run[0][2]:
+            w = g[run[0][0] : run[0][1]]
+            t = w.title()
+            if len(w) >= 3 and (t in lex.surnames_en or t in lex.given_en) and t not in common:
+                out.append((run[0][0], run[0][1]))
+    return tuple(out)
 
 
 def propagate(text: str, found: Iterable[Hit]) -> list[Hit]:
