@@ -19,6 +19,7 @@ from edge_node.cdm import refresh_cdm, upgrade_cdm
 from edge_node.datasets import add_dataset, remove_dataset
 from edge_node.deid_text import cli as deid_text_cli
 from edge_node.errors import exit_code_for
+from edge_node.ocr import cli as ocr_cli
 from edge_node.pipeline import cli as pipeline_cli
 from edge_node.policy import describe_policy, load_policy, write_default_policy
 from edge_node.security import cli as security_cli
@@ -419,6 +420,7 @@ def main() -> None:
 app.add_typer(pipeline_cli.mapping_app, name="mapping")
 security_cli.register(app)
 deid_text_cli.register(app)
+ocr_cli.register(app)
 app.add_typer(pipeline_cli.quarantine_app, name="quarantine")
 
 

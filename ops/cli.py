@@ -166,6 +166,22 @@ def synth_hospital(
     print_summary(Console(), out, summary)
 
 
+@app.command(
+    "synth-lab-sheets",
+    help="Write N lab sheets (scans, phone photos, forwarded JPEGs; PNG/JPEG/PDF) "
+    "and truth.jsonl into OUT, for `oncofed-edge ocr-eval`.",
+)
+def synth_lab_sheets(
+    n: Annotated[int, typer.Option("--n", min=1, help="How many sheets.")],
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+) -> None:
+    from ops.synth.ocr_sheets import write_lab_sheets
+
+    counts = _guarded(lambda: write_lab_sheets(out, n, seed))
+    typer.echo(", ".join(f"{kind} {count}" for kind, count in counts.items()))
+
+
 def main() -> None:
     app()
 

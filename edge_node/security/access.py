@@ -76,6 +76,7 @@ OPEN_COMMANDS: dict[str, str] = {
     "deid-eval": "scores the de-identifier on annotated files shipped in the package",
     "structure": "file to file (contracts/structured-report.md)",
     "ocr-labs": "file to file (contracts/lab-ocr.md)",
+    "ocr-eval": "scores lab-sheet OCR on the sheets and truth file it is given",
 }
 
 
