@@ -13,6 +13,7 @@ actor, their roles and the pseudonym (never the patient IDs it revealed).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -36,11 +37,14 @@ def reidentify(
     token: str | None,
     pseudonym: str,
     *,
-    vault: Vault,
+    vault: Vault | Callable[[], Vault],
     reason: str = "",
     now: datetime | None = None,
 ) -> list[str]:
-    """The hospital patient IDs behind `pseudonym`, sorted; honest brokers only."""
+    """The hospital patient IDs behind `pseudonym`, sorted; honest brokers only.
+
+    `vault` may be a loader: it is then called only after the role check, so a
+    refused user is audited as refused even where no vault key is configured."""
     at = now or datetime.now(UTC)
     target = pseudonym.strip().lower()
 
@@ -70,9 +74,10 @@ def reidentify(
         else:
             entries = session.scalars(sa.select(ReidEntry).where(ReidEntry.person_key == target))
             try:
+                key = vault() if callable(vault) else vault
                 ids = sorted(
                     open_with(
-                        vault,
+                        key,
                         e.sealed_id,
                         aad(REID_AAD, target, e.patient_hash),
                         what=f"the re-identification entry of {target}",

@@ -303,9 +303,10 @@ def reidentify_command(
 
     def body() -> list[str]:
         acting = acting_token(token, token_file)
-        vault = require_vault(settings.home)
         with state_engine(settings) as engine:
-            return reidentify(engine, acting, pseudonym, vault=vault, reason=reason)
+            return reidentify(
+                engine, acting, pseudonym, vault=lambda: require_vault(settings.home), reason=reason
+            )
 
     ids = _run(body)
     if len(ids) > 1:

@@ -253,3 +253,20 @@ def test_ciphertexts_swapped_between_rows_are_detected(site: Site) -> None:
         assert failed.exit_code == 3, failed.output
         assert "integrity check" in failed.output
         assert "P000" not in failed.output
+
+
+def test_without_a_vault_key_the_role_check_still_comes_first_and_is_audited(
+    site: Site,
+) -> None:
+    (site.home / "vault.key").rename(site.home / "vault.key.away")
+    refused = site.run("reidentify", MERGED, token=site.tokens["carl"])
+    assert refused.exit_code == 5, refused.output
+    assert "honest_broker role" in refused.output
+    failed = site.run("reidentify", MERGED, token=site.tokens["hana"])
+    assert failed.exit_code != 0
+    assert "no vault key" in failed.output
+    assert "P000" not in failed.output
+    assert site.audit()[-2:] == [
+        ("carl", "clinician", MERGED, "refused"),
+        ("hana", "honest_broker", MERGED, "failed"),
+    ]
