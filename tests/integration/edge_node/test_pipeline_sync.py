@@ -15,7 +15,6 @@ import csv
 import datetime as dt
 import decimal
 import json
-import os
 import random
 import shutil
 import signal
@@ -53,12 +52,13 @@ from ops.synth.variants import get_variant
 from shared_cdm.errors import Conflict
 from shared_cdm.models import Base
 from shared_cdm.vocab import Vocabulary, load_default
+from tests.integration.edge_node.vaultkey import VAULT_KEY
 
 pytestmark = pytest.mark.slow
 
 EDGE = Path(sys.executable).with_name("oncofed-edge")
-# rich prints the whole table, not "sour…"; the vault key is conftest's
-ENV = child_env({"COLUMNS": "240", VAULT_ENV_KEY: os.environ[VAULT_ENV_KEY]})
+# rich prints the whole table, not "sour…"; the vault key is the one conftest sets
+ENV = child_env({"COLUMNS": "240", VAULT_ENV_KEY: VAULT_KEY})
 CLI_TIMEOUT = 300.0
 SITE, HUB = "site-a", "127.0.0.1:50051"
 VARIANT, PATIENTS, SEED = "A", 400, 7
