@@ -7,27 +7,27 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from edge_node.bootstrap import edge_agent, edge_stores
 from edge_node.cdm import refresh_cdm, upgrade_cdm
+from edge_node.cli_support import run_command as _run
+from edge_node.cli_support import settings_or_exit as _settings
 from edge_node.datasets import add_dataset, remove_dataset
 from edge_node.deid_text import cli as deid_text_cli
-from edge_node.errors import exit_code_for
 from edge_node.ocr import cli as ocr_cli
 from edge_node.pipeline import cli as pipeline_cli
 from edge_node.policy import describe_policy, load_policy, write_default_policy
 from edge_node.security import cli as security_cli
 from edge_node.security.access import ENV_TOKEN_FILE, bootstrap_operator, gate
-from edge_node.settings import SETTINGS_FILE, EdgeSettings, load_settings, validate_hub_address
+from edge_node.settings import SETTINGS_FILE, load_settings, validate_hub_address
 from protocol.messages import RegistrationAck
 from protocol.tls import validate_party_name
-from shared_cdm.errors import Conflict, InvalidInput, OncoFedError
+from shared_cdm.errors import Conflict, InvalidInput
 
 app = typer.Typer(help="OncoFed hospital edge node.", no_args_is_help=True, add_completion=False)
 dataset_app = typer.Typer(help="Flat datasets this site serves.", no_args_is_help=True)
@@ -50,20 +50,6 @@ HomeOpt = Annotated[
 DEFAULT_HOME = Path("edge-data")
 TokenOpt = security_cli.TokenOpt
 TokenFileOpt = security_cli.TokenFileOpt
-T = TypeVar("T")
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run a command body; a typed error becomes a one-line message and its exit code."""
-    try:
-        return action()
-    except OncoFedError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(exit_code_for(exc)) from exc
-
-
-def _settings(home: Path) -> EdgeSettings:
-    return _run(lambda: load_settings(home))
 
 
 def _toml_string(value: str) -> str:

@@ -1,20 +1,20 @@
 """`oncofed-edge vault|users|audit|reidentify`: the security commands.
 
 `register(app)` adds them to the main `oncofed-edge` app. This module does not
-import `edge_node.cli` (which calls `register`), so `_run` and `HomeOpt` are
-repeated here in the same form.
+import `edge_node.cli` (which calls `register`); both take `_run` from
+`edge_node.cli_support`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from edge_node.errors import exit_code_for
+from edge_node.cli_support import run_command as _run
+from edge_node.cli_support import settings_or_exit as _settings
 from edge_node.pipeline.deid import SiteSecret
 from edge_node.security.access import ENV_TOKEN_FILE, acting_token, gate
 from edge_node.security.audit import AuditLog
@@ -28,8 +28,7 @@ from edge_node.security.users import (
     state_engine,
 )
 from edge_node.security.vault import init_vault, load_vault, require_vault
-from edge_node.settings import EdgeSettings, load_settings
-from shared_cdm.errors import Conflict, OncoFedError
+from shared_cdm.errors import Conflict
 
 vault_app = typer.Typer(
     help="The vault key that encrypts the site secret at rest.", no_args_is_help=True
@@ -68,20 +67,6 @@ TokenFileOpt = Annotated[
     ),
 ]
 DEFAULT_HOME = Path("edge-data")
-T = TypeVar("T")
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run a command body; a typed error becomes a one-line message and its exit code."""
-    try:
-        return action()
-    except OncoFedError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(exit_code_for(exc)) from exc
-
-
-def _settings(home: Path) -> EdgeSettings:
-    return _run(lambda: load_settings(home))
 
 
 # --- vault ---------------------------------------------------------------------------
