@@ -7,7 +7,6 @@ Nothing here scores the de-identifier.
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from typing import Any
@@ -16,50 +15,19 @@ import pytest
 
 from edge_node.deid_text.devset.independent2 import build
 from edge_node.deid_text.evaluate import load, split_path
+from tests.unit.edge_node.deid_text.marked_sets import (
+    CONTRACT_TYPES,
+    assert_spans_are_the_marked_text,
+    assert_spans_in_bounds_and_disjoint,
+    id_check_ok,
+)
 
-# The PHI types of contracts/deid.md, written out again on purpose.
-CONTRACT_TYPES = {
-    "NAME",
-    "ID_NUMBER",
-    "MRN",
-    "PHONE",
-    "EMAIL",
-    "ADDRESS",
-    "DATE",
-    "AGE",
-    "URL",
-    "IP",
-    "DEVICE_ID",
-    "ORGANIZATION",
-    "OTHER",
-}
-MARK = re.compile(r"⟦([A-Z_]+):([^⟦⟧\n]+)⟧")
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 WORD_AGES = {"ninety-one": 91, "ninety-four": 94, "九十二": 92, "九十三": 93}
 
 
 @pytest.fixture(scope="module")
 def records() -> list[dict[str, Any]]:
     return load(split_path("independent2"))
-
-
-def marked_notes() -> dict[str, str]:
-    """Note id -> marked text, split on the header lines."""
-    notes: dict[str, str] = {}
-    for path in sorted(build.SOURCE_DIR.glob("*.txt")):
-        current: str | None = None
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("### "):
-                current = line[4:].split(" | ")[0]
-                notes[current] = ""
-            elif current is not None:
-                notes[current] += line.rstrip() + "\n"
-    return {k: v.strip("\n") + "\n" for k, v in notes.items()}
-
-
-def id_check_ok(number: str) -> bool:
-    total = sum(int(d) * w for d, w in zip(number[:17], ID_WEIGHTS, strict=True))
-    return "10X98765432"[total % 11] == number[17]
 
 
 def test_split_is_registered_and_points_into_this_package() -> None:
@@ -73,29 +41,11 @@ def test_file_is_built_from_the_current_sources() -> None:
 
 
 def test_every_span_is_the_marked_text(records: list[dict[str, Any]]) -> None:
-    sources = marked_notes()
-    assert set(sources) == {r["id"] for r in records}
-    for rec in records:
-        marked = sources[rec["id"]]
-        text = rec["text"]
-        assert "⟦" not in text and "⟧" not in text, rec["id"]
-        assert text == MARK.sub(lambda m: m[2], marked), rec["id"]
-        expected = [(m[1], m[2]) for m in MARK.finditer(marked)]
-        spans = [(p["start"], p["end"], p["type"]) for p in rec["phi"]]
-        spans += [(k["start"], k["end"], "KEEP") for k in rec["keep"]]
-        found = [(kind, text[s:e]) for s, e, kind in sorted(spans)]
-        assert found == expected, rec["id"]
-        assert all(k["term"] == text[k["start"] : k["end"]] for k in rec["keep"])
+    assert_spans_are_the_marked_text(records, build.SOURCE_DIR)
 
 
 def test_spans_are_in_bounds_and_disjoint(records: list[dict[str, Any]]) -> None:
-    for rec in records:
-        spans = sorted((p["start"], p["end"]) for p in rec["phi"] + rec["keep"])
-        for (s1, e1), (s2, _) in itertools.pairwise(spans):
-            assert e1 <= s2, (rec["id"], s1, e1)
-        for s, e in spans:
-            assert 0 <= s < e <= len(rec["text"])
-            assert rec["text"][s:e] == rec["text"][s:e].strip()
+    assert_spans_in_bounds_and_disjoint(records)
 
 
 def test_types_are_contract_types_and_all_present(records: list[dict[str, Any]]) -> None:
