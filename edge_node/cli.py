@@ -25,6 +25,7 @@ from edge_node.policy import describe_policy, load_policy, write_default_policy
 from edge_node.security import cli as security_cli
 from edge_node.security.access import ENV_TOKEN_FILE, bootstrap_operator, gate
 from edge_node.settings import SETTINGS_FILE, load_settings, validate_hub_address
+from edge_node.structure import cli as structure_cli
 from protocol.messages import RegistrationAck
 from protocol.tls import validate_party_name
 from shared_cdm.errors import Conflict, InvalidInput
@@ -407,6 +408,7 @@ app.add_typer(pipeline_cli.mapping_app, name="mapping")
 security_cli.register(app)
 deid_text_cli.register(app)
 ocr_cli.register(app)
+structure_cli.register(app)
 app.add_typer(pipeline_cli.quarantine_app, name="quarantine")
 
 

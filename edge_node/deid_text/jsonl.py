@@ -10,12 +10,12 @@ failure can lose a note but never leak one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from edge_node.deid_text.core import Settings, deidentify
+from edge_node.jsonl_io import decode_line, jsonl_lines
 from edge_node.pipeline.deid import Pseudonymizer
 
 MAX_NOTE_CHARS = 20_000_000
@@ -28,26 +28,6 @@ class RunStats:
     with_errors: int = 0
     spans: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
-
-
-def _decode(raw: bytes) -> tuple[str, str | None]:
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        pass
-    for enc in ("gb18030", "big5"):
-        try:
-            return raw.decode(enc), f"line is not UTF-8; decoded as {enc}"
-        except UnicodeDecodeError:
-            continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw).best()
-    if best is not None and best.encoding:
-        return str(best), f"line is not UTF-8; decoded as {best.encoding}"
-    return raw.decode(
-        "utf-8", errors="replace"
-    ), "line is not UTF-8; undecodable bytes replaced by U+FFFD"
 
 
 def _binary_share(text: str) -> float:
@@ -69,7 +49,7 @@ def process_record(
     """The output record for one input line."""
     errors: list[str] = []
     rid = f"line:{lineno}"
-    line, note = _decode(raw)
+    line, note = decode_line(raw)
     if note:
         errors.append(note)
     try:
@@ -149,19 +129,11 @@ def process_record(
     }
 
 
-def _lines(fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    for lineno, line in enumerate(fh, start=1):
-        raw = line[3:] if lineno == 1 and line.startswith(b"\xef\xbb\xbf") else line
-        raw = raw.rstrip(b"\r\n")
-        if raw.strip():
-            yield lineno, raw
-
-
 def run(in_path: Path, out_path: Path, secret: bytes, settings: Settings) -> RunStats:
     pseudonymizer = Pseudonymizer(secret)
     stats = RunStats()
     with in_path.open("rb") as fin, out_path.open("w", encoding="utf-8") as fout:
-        for lineno, raw in _lines(fin):
+        for lineno, raw in jsonl_lines(fin):
             rec = process_record(raw, lineno, pseudonymizer, settings)
             fout.write(json.dumps(rec, ensure_ascii=False) + "\n")
             stats.records += 1

@@ -75,6 +75,7 @@ OPEN_COMMANDS: dict[str, str] = {
     "deid-text": "file to file (contracts/deid.md): reads only the file it is given",
     "deid-eval": "scores the de-identifier on annotated files shipped in the package",
     "structure": "file to file (contracts/structured-report.md)",
+    "structure-eval": "scores the structurer on the reports and truth file it is given",
     "ocr-labs": "file to file (contracts/lab-ocr.md)",
     "ocr-eval": "scores lab-sheet OCR on the sheets and truth file it is given",
 }

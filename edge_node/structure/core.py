@@ -1,0 +1,70 @@
+"""What every kind's extractor returns: contract fields plus evidence offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("pathology", "petct", "discharge")
+
+
+@dataclass
+class Extraction:
+    """Fields for one report. `fields` holds every contract field of the kind (null
+    where the text does not state it); `evidence` holds character offsets into the
+    input text for each non-null field (several spans per field are allowed)."""
+
+    fields: dict[str, Any]
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...]) -> Extraction:
+        return cls(fields=dict.fromkeys(names))
+
+    def put(self, name: str, value: Any, start: int, end: int) -> None:
+        """Set a field (first statement wins: call `replace` to overrule) and record
+        where the text says it."""
+        if name not in self.fields:
+            raise KeyError(f"unknown field {name!r}")
+        if self.fields[name] is None:
+            self.fields[name] = value
+        self.cite(name, start, end)
+
+    def replace(self, name: str, value: Any, start: int, end: int) -> None:
+        self.fields[name] = value
+        self.evidence = [e for e in self.evidence if e["field"] != name]
+        self.cite(name, start, end)
+
+    def cite(self, name: str, start: int, end: int) -> None:
+        if not 0 <= start < end:
+            raise ValueError(f"bad evidence span {start}:{end} for {name}")
+        ev = {"field": name, "start": start, "end": end}
+        if ev not in self.evidence:
+            self.evidence.append(ev)
+
+    def finish(self, text_length: int) -> None:
+        """Drop evidence for fields left null and check every offset is inside the text."""
+        self.evidence = [
+            e
+            for e in self.evidence
+            if self.fields.get(e["field"]) not in (None, []) and e["end"] <= text_length
+        ]
+        self.evidence.sort(key=lambda e: (e["start"], e["end"], e["field"]))
+
+
+@dataclass
+class Mention:
+    """One thing an entity rule found: `label` ("histology", "suv", "lesion_site"...),
+    character offsets into the text, a normalised `value`, and (after `onco_context`)
+    whether the text negates, doubts or dates it."""
+
+    label: str
+    start: int
+    end: int
+    value: Any = None
+    negated: bool = False
+    uncertain: bool = False
+    historical: bool = False
+    context: bool = True  # False: the rule already read its own negation ("EGFR 野生型")
+    section: str = "body"

@@ -1,0 +1,152 @@
+"""Text helpers shared by every kind: width folding, language, clauses, sections.
+
+`normalize` maps the text one character for one (full-width forms and Chinese
+punctuation to ASCII, ASCII letters to lower case), so a match in the normalised
+text has the same offsets in the input text: evidence points at what the reader
+sees.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+_FOLD |= {
+    ord(k): ord(v)
+    for k, v in {
+        "\u3000": " ",
+        "\u00a0": " ",
+        "\u2002": " ",
+        "\u2003": " ",
+        "\u2009": " ",
+        "，": ",",
+        "；": ";",
+        "：": ":",
+        "（": "(",
+        "）": ")",
+        "【": "[",
+        "】": "]",
+        "、": ",",
+        "“": '"',
+        "”": '"',
+        "‘": "'",
+        "’": "'",
+        "×": "x",
+        "＊": "*",
+        "－": "-",
+        "—": "-",
+        "–": "-",
+        "～": "~",
+        "〜": "~",
+        "﹪": "%",
+        "．": ".",
+        "≥": "≥",
+        "≤": "≤",
+        "\u00b7": ".",
+    }.items()
+}
+_UPPER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+# full-width capitals straight to lower case: translate() makes one pass
+_TABLE = _FOLD | _UPPER | {c + 0xFEE0: v for c, v in _UPPER.items()}
+
+HAN = "\u4e00-\u9fff"
+_HAN_RE = re.compile(f"[{HAN}]")
+
+
+def normalize(text: str) -> str:
+    """`text` folded to ASCII where a one-for-one mapping exists, lower-cased ASCII."""
+    out = text.translate(_TABLE)
+    assert len(out) == len(text)
+    return out
+
+
+def detect_lang(text: str) -> str:
+    """ "zh" when Chinese characters make up a fair share of the text, else "en"."""
+    sample = text[:4000]
+    han = len(_HAN_RE.findall(sample))
+    letters = sum(1 for c in sample if c.isascii() and c.isalpha())
+    return "zh" if han and han * 3 >= letters // 2 else "en"
+
+
+# Clause ends: Chinese full stop, semicolons, line breaks, and an English full stop
+# that is not a decimal point or an abbreviation's dot before a digit/letter.
+_CLAUSE_END = re.compile(r"[。;!?\n]|\.(?=\s|$)")
+
+
+def clauses(norm: str) -> list[tuple[int, int]]:
+    """(start, end) of each clause of the normalised text, whitespace trimmed."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for m in _CLAUSE_END.finditer(norm):
+        _push(out, norm, start, m.start())
+        start = m.end()
+    _push(out, norm, start, len(norm))
+    return out
+
+
+def _push(out: list[tuple[int, int]], s: str, a: int, b: int) -> None:
+    while a < b and s[a].isspace():
+        a += 1
+    while b > a and s[b - 1].isspace():
+        b -= 1
+    if a < b:
+        out.append((a, b))
+
+
+def clause_at(norm: str, pos: int) -> tuple[int, int]:
+    """The clause holding position `pos`."""
+    for a, b in clauses(norm):
+        if a <= pos < b:
+            return a, b
+    return pos, pos
+
+
+@cache
+def data(name: str) -> Any:
+    """A JSON data file from `edge_node/structure/data/`."""
+    ref = resources.files("edge_node.structure") / "data" / name
+    return json.loads(ref.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str  # canonical: "findings", "impression", "diagnosis", "history", ...
+    start: int  # first character after the heading
+    end: int
+
+
+@cache
+def _heading_re() -> tuple[re.Pattern[str], dict[str, str]]:
+    spec: dict[str, list[str]] = data("sections.json")["headings"]
+    names: dict[str, str] = {}
+    alts = []
+    for canonical, words in spec.items():
+        for w in sorted(words, key=len, reverse=True):
+            names[normalize(w)] = canonical
+            alts.append(re.escape(normalize(w)))
+    alts.sort(key=len, reverse=True)
+    pattern = re.compile(
+        r"(?:^|(?<=[\n。.;\]]))[ \t#*\[]*(?:[一二三四五六七八九十\d]+[.,、)]\s*)?"
+        r"(" + "|".join(alts) + r")[ \t\]]*(?::|\n)"
+    )
+    return pattern, names
+
+
+def sections(norm: str) -> list[Section]:
+    """Sections found by their headings ("检查所见:", "IMPRESSION:", "诊断意见\n").
+    Text before the first heading is the section "body"."""
+    pattern, names = _heading_re()
+    found = [(m.start(), m.end(), names[m.group(1)]) for m in pattern.finditer(norm)]
+    out: list[Section] = []
+    prev_end, prev_name = 0, "body"
+    for start, end, name in found:
+        if start > prev_end or prev_name != "body":
+            out.append(Section(prev_name, prev_end, start))
+        prev_end, prev_name = end, name
+    out.append(Section(prev_name, prev_end, len(norm)))
+    return [s for s in out if s.end > s.start]
