@@ -1,6 +1,6 @@
-"""`oncofed-edge ocr-labs` and `oncofed-edge ocr-eval`.
+"""`oncofed-edge ocr-labs`, `oncofed-edge ocr-eval` and `oncofed-edge frames`.
 
-`register(app)` adds both commands. The OCR stack (rapidocr, onnxruntime,
+`register(app)` adds the commands. The OCR stack (rapidocr, onnxruntime,
 OpenCV, pypdfium2) is imported inside the commands only, so the other edge
 commands do not pay for loading it.
 """
@@ -64,7 +64,46 @@ def ocr_eval(
         typer.echo(f"  miss {miss}")
 
 
+def frames(
+    video: Annotated[Path, typer.Argument(help="Video file (any format FFmpeg decodes).")],
+    every: Annotated[
+        float, typer.Option("--every", help="Keep one frame every N seconds.", min=0.001)
+    ] = 1.0,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Output JSONL (default: standard output).")
+    ] = None,
+    keep_frames: Annotated[
+        Path | None,
+        typer.Option("--keep-frames", help="Also save the kept frames as PNG in this folder."),
+    ] = None,
+) -> None:
+    """Cut a video into frames and OCR their burned-in text (timestamps, labels)."""
+    import json
+    import sys
+
+    from edge_node.ocr.engine import RapidOcrEngine
+    from edge_node.ocr.frames import VideoError, read_video
+
+    if not video.is_file():
+        typer.echo(f"error: no video file {video}", err=True)
+        raise typer.Exit(2)
+    fout = out_path.open("w", encoding="utf-8") if out_path else sys.stdout
+    count = 0
+    try:
+        for rec in read_video(video, every, RapidOcrEngine(), keep_frames):
+            fout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            count += 1
+    except VideoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        if out_path:
+            fout.close()
+    typer.echo(f"{count} frames read from {video.name}", err=True)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `ocr-labs` and `ocr-eval` to the edge CLI."""
+    """Add `ocr-labs`, `ocr-eval` and `frames` to the edge CLI."""
     app.command("ocr-labs")(ocr_labs)
     app.command("ocr-eval")(ocr_eval)
+    app.command("frames")(frames)

@@ -78,6 +78,7 @@ OPEN_COMMANDS: dict[str, str] = {
     "structure-eval": "scores the structurer on the reports and truth file it is given",
     "ocr-labs": "file to file (contracts/lab-ocr.md)",
     "ocr-eval": "scores lab-sheet OCR on the sheets and truth file it is given",
+    "frames": "file to file: OCR of one video's frames, written where the operator says",
 }
 
 
