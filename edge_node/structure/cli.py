@@ -45,6 +45,13 @@ def structure_eval(
         Path | None, typer.Option("--out", help="Also keep the structured output here.")
     ] = None,
     show_misses: Annotated[int, typer.Option(help="How many wrong fields to list.")] = 30,
+    calibration_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-out",
+            help="Write the confidence table (right/given per field) measured on these reports.",
+        ),
+    ] = None,
 ) -> None:
     """Score `structure` on annotated reports: per-field accuracy, misses."""
     from edge_node.structure.evaluate import load_jsonl, load_truth, score, summary_lines
@@ -68,6 +75,12 @@ def structure_eval(
         typer.echo(f"  miss {miss}")
     if report.misses[show_misses:]:
         typer.echo(f"  ... {len(report.misses) - show_misses} more")
+    if calibration_out is not None:
+        from edge_node.structure import calibration
+
+        counts = {k: (t.right, t.total) for k, t in report.given.items()}
+        calibration.write(calibration_out, calibration.build(counts, source=in_path.name))
+        typer.echo(f"calibration for {len(counts)} fields written to {calibration_out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,22 +17,34 @@ class Extraction:
     fields: dict[str, Any]
     evidence: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # 0..1 per non-null field: set by a rule that knows better (an uncertain mention),
+    # otherwise filled from the calibration table (`calibration.py`)
+    confidence: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, names: tuple[str, ...]) -> Extraction:
         return cls(fields=dict.fromkeys(names))
 
-    def put(self, name: str, value: Any, start: int, end: int) -> None:
+    def put(
+        self, name: str, value: Any, start: int, end: int, confidence: float | None = None
+    ) -> None:
         """Set a field (first statement wins: call `replace` to overrule) and record
         where the text says it."""
         if name not in self.fields:
             raise KeyError(f"unknown field {name!r}")
         if self.fields[name] is None:
             self.fields[name] = value
+            if confidence is not None:
+                self.confidence[name] = confidence
         self.cite(name, start, end)
 
-    def replace(self, name: str, value: Any, start: int, end: int) -> None:
+    def replace(
+        self, name: str, value: Any, start: int, end: int, confidence: float | None = None
+    ) -> None:
         self.fields[name] = value
+        self.confidence.pop(name, None)
+        if confidence is not None:
+            self.confidence[name] = confidence
         self.evidence = [e for e in self.evidence if e["field"] != name]
         self.cite(name, start, end)
 
@@ -51,6 +63,9 @@ class Extraction:
             if self.fields.get(e["field"]) not in (None, []) and e["end"] <= text_length
         ]
         self.evidence.sort(key=lambda e: (e["start"], e["end"], e["field"]))
+        self.confidence = {
+            k: v for k, v in self.confidence.items() if self.fields.get(k) not in (None, [])
+        }
 
 
 @dataclass

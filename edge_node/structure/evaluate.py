@@ -82,6 +82,8 @@ class Report:
     missing: int = 0
     evidence_missing: int = 0
     misses: list[str] = field(default_factory=list)
+    # (kind, field) -> right / total among records where the extractor gave a value
+    given: dict[tuple[str, str], Tally] = field(default_factory=dict)
 
     def tally(self, kind: str, name: str) -> Tally:
         return self.fields.setdefault((kind, name), Tally())
@@ -119,8 +121,10 @@ def score(predicted: dict[str, dict[str, Any]], truth: list[dict[str, Any]]) -> 
             report.tally(kind, name).add(ok)
             report.overall.add(ok)
             _extra_rows(report, kind, name, want, got)
-            if got not in (None, []) and name not in cited:
-                report.evidence_missing += 1
+            if got not in (None, []):
+                report.given.setdefault((kind, name), Tally()).add(ok)
+                if name not in cited:
+                    report.evidence_missing += 1
             if not ok:
                 report.misses.append(
                     f"{rid} {name}: want {json.dumps(want, ensure_ascii=False)}"

@@ -38,7 +38,13 @@ def _fields_of(kind: str | None) -> dict[str, Any]:
 def process_record(raw: bytes, lineno: int) -> dict[str, Any]:
     """The output record for one input line."""
     errors: list[str] = []
-    out: dict[str, Any] = {"id": f"line:{lineno}", "kind": None, "fields": {}, "evidence": []}
+    out: dict[str, Any] = {
+        "id": f"line:{lineno}",
+        "kind": None,
+        "fields": {},
+        "evidence": [],
+        "confidence": {},  # extends the contract: a calibrated 0..1 per non-null field
+    }
     line, note = decode_line(raw)
     if note:
         errors.append(note)
@@ -85,7 +91,7 @@ def process_record(raw: bytes, lineno: int) -> dict[str, Any]:
         return out | {"errors": [*errors, f"internal error: {type(exc).__name__}: {exc}"[:300]]}
     out["fields"] = out["fields"] | ex.fields
     out["evidence"] = ex.evidence
-    return out | {"errors": [*errors, *ex.errors]}
+    return out | {"errors": [*errors, *ex.errors], "confidence": ex.confidence}
 
 
 def run(in_path: Path, out_path: Path) -> RunStats:

@@ -19,7 +19,7 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from edge_node.structure import context
+from edge_node.structure import calibration, context
 from edge_node.structure.core import KINDS, Extraction, Mention
 from edge_node.structure.text import Section, normalize, sections
 
@@ -113,6 +113,7 @@ def _fields_factory(kind: str) -> Callable[[Language, str], Callable[[Doc], Doc]
                 state.get("sections", []),
             )
             ex.finish(len(state["text"]))
+            calibration.apply(kind, ex)
             state["extraction"] = ex
             return doc
 

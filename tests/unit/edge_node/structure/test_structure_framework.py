@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from edge_node.cli import app
@@ -111,7 +112,7 @@ def test_cli_one_line_out_per_line_in(tmp_path: Path) -> None:
     recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in recs] == ["p", "line:2", "d"]
     for r in recs:
-        assert set(r) == {"id", "kind", "fields", "evidence", "errors"}
+        assert set(r) == {"id", "kind", "fields", "evidence", "errors", "confidence"}
     missing = CliRunner().invoke(
         app, ["structure", "--in", str(tmp_path / "no"), "--out", str(out)]
     )
@@ -149,3 +150,41 @@ def test_scoring_rules() -> None:
     assert report.missing == 1 and report.overall.total == 4 and report.overall.right == 3
     assert report.evidence_missing == 2
     assert report.fields[("petct", "lesions.site")].right == 1
+
+
+def test_confidence_is_calibrated_and_never_above_a_rules_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_node.structure import calibration
+    from edge_node.structure.core import Extraction
+
+    content = calibration.build(
+        {("pathology", "histology"): (58, 58), ("pathology", "pT"): (7, 10)}, source="dev"
+    )
+    assert content["fields"]["pathology"]["histology"]["confidence"] == round(59 / 60, 3)
+    assert content["fields"]["pathology"]["pT"]["confidence"] == round(8 / 12, 3)
+    out = tmp_path / "cal.json"
+    calibration.write(out, content)
+    assert json.loads(out.read_text(encoding="utf-8"))["fields"] == content["fields"]
+    monkeypatch.setattr(
+        calibration, "table", lambda: {"pathology": {"histology": 0.98, "pT": 0.667}}
+    )
+    ex = Extraction.empty(("histology", "pT", "pN", "margin"))
+    ex.put("histology", "adenocarcinoma", 0, 3)
+    ex.put("pT", "T2a", 5, 8, confidence=0.6)  # the rule saw "可能"
+    ex.put("margin", "negative", 9, 12)
+    calibration.apply("pathology", ex)
+    assert ex.confidence == {"histology": 0.98, "pT": 0.6, "margin": calibration.DEFAULT}
+
+
+def test_finish_drops_evidence_and_confidence_of_null_fields() -> None:
+    from edge_node.structure.core import Extraction
+
+    ex = Extraction.empty(("a", "b"))
+    ex.put("a", 1, 4, 6, confidence=0.7)
+    ex.cite("b", 0, 2)
+    ex.confidence["b"] = 0.9
+    ex.finish(text_length=5)  # a's span runs past the text
+    assert ex.evidence == [] and ex.confidence == {"a": 0.7}
+    with pytest.raises(KeyError):
+        ex.put("zzz", 1, 0, 1)
