@@ -1,0 +1,327 @@
+"""Discharge-summary extractor: diagnoses (ICD-10), surgery, chemotherapy, smoking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_node.structure import discharge
+from edge_node.structure.evaluate import load_jsonl, load_truth, score
+from edge_node.structure.pipeline import extract
+from edge_node.structure.text import detect_lang
+
+DEVSET = Path(discharge.__file__).parent / "devset"
+
+
+def _fields(text: str, lang: str | None = None) -> dict[str, Any]:
+    return extract("discharge", text, lang or detect_lang(text)).fields
+
+
+def _dx(text: str, lang: str | None = None) -> set[str]:
+    return set(_fields(text, lang)["diagnosis_icd10"] or [])
+
+
+def test_fields_follow_the_contract() -> None:
+    assert discharge.FIELDS == (
+        "diagnosis_icd10",
+        "procedures",
+        "chemotherapy_regimens",
+        "smoking",
+    )
+    assert set(_fields("出院诊断：肺炎")) == set(discharge.FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("出院诊断：右肺上叶腺癌", "C34.1"),
+        ("出院诊断：左下肺鳞癌", "C34.3"),
+        ("诊断：右肺中叶小细胞癌", "C34.2"),
+        ("诊断：右肺中下叶腺癌术后", "C34.8"),
+        ("诊断：肺恶性肿瘤", "C34.9"),
+        ("Diagnosis: adenocarcinoma of the right upper lobe.", "C34.1"),
+        ("Dx: Stage IIIB NSCLC (squamous), RLL.", "C34.3"),
+        ("Diagnosis: squamous cell carcinoma, left main bronchus.", "C34.0"),
+        ("Principal problem: Malignant neoplasm of upper lobe of left lung", "C34.1"),
+        ("诊断：左乳腺癌（外上象限，浸润性导管癌）", "C50.4"),
+        ("Diagnosis: Rectal adenocarcinoma, ypT2N0.", "C20"),
+    ],
+)
+def test_primary_cancer_codes_at_the_precision_the_text_allows(text: str, code: str) -> None:
+    assert _dx(text) == {code}
+
+
+def test_unspecified_code_gives_way_to_the_specific_one() -> None:
+    text = "入院诊断：肺癌\n出院诊断：右肺上叶腺癌(pT2aN0M0)"
+    assert _fields(text)["diagnosis_icd10"] == ["C34.1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("诊断：右肺腺癌伴骨、脑转移", {"C34.9", "C79.5", "C79.3"}),
+        ("诊断：左肺鳞癌，纵隔及右锁骨上淋巴结转移", {"C34.9", "C77.1", "C77.0"}),
+        ("诊断：左肺癌，全身多发骨转移、肝内多发转移", {"C34.9", "C79.5", "C78.7"}),
+        (
+            "Adenocarcinoma of the lung, metastatic to the brain, adrenal gland and pleura.",
+            {"C34.9", "C79.3", "C79.7", "C78.2"},
+        ),
+        (
+            "Squamous cell lung cancer with metastases to the contralateral lung and "
+            "mediastinal lymph nodes.",
+            {"C34.9", "C78.0", "C77.1"},
+        ),
+        ("诊断：右肺上叶腺癌，恶性胸腔积液", {"C34.1", "C78.2"}),
+    ],
+)
+def test_metastases_by_site(text: str, codes: set[str]) -> None:
+    assert _dx(text) == codes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "既往史：否认高血压、糖尿病、冠心病病史。",
+        "PMH: No history of diabetes. Denies hypertension.",
+        "肺结核已排除。",
+        "Tuberculosis was ruled out.",
+        "术后病理：淋巴结未见转移(0/12)。",
+        "头颅MRI：脑转移待排。",
+        "Possible adrenal metastasis.",
+        "CT chest showed no evidence of brain or bone metastases.",
+    ],
+)
+def test_negated_and_doubted_diagnoses_are_not_listed(text: str) -> None:
+    assert _dx(text) == set()
+
+
+def test_a_negation_cue_does_not_reach_across_a_history_narrative() -> None:
+    text = "患者3月前无明显诱因出现咳嗽，就诊于当地医院，诊断为右肺下叶腺癌。"
+    assert _dx(text) == {"C34.3"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "家族史：父亲死于肺癌，母亲有高血压。",
+        "Family history: mother had breast cancer.",
+    ],
+)
+def test_relatives_diagnoses_are_not_the_patients(text: str) -> None:
+    assert _dx(text) == set()
+
+
+def test_a_nodule_that_is_the_cancer_is_not_listed_twice() -> None:
+    assert _dx("入院诊断：右肺结节\n出院诊断：右肺上叶腺癌") == {"C34.1"}
+    assert _dx("入院诊断：左肺结节") == {"R91"}
+
+
+def test_explicit_codes_are_cut_to_four_characters() -> None:
+    text = "出院诊断：\n肺恶性肿瘤 C34.100x001\n直肠恶性肿瘤 C20.x00\n高血压 I10.x00x002"
+    assert _dx(text) == {"C34.1", "C20", "I10"}
+    assert _dx("Staging cT2aN2M1c, ECOG 1.") == set()
+
+
+def test_comorbidities_in_first_mention_order() -> None:
+    text = "出院诊断：1.右肺上叶腺癌 2.高血压病3级 3.2型糖尿病 4.慢性阻塞性肺疾病 5.骨髓抑制"
+    assert _fields(text)["diagnosis_icd10"] == ["C34.1", "I10", "E11.9", "J44.9", "D61.9"]
+
+
+def test_surgery_name_as_written_with_its_date() -> None:
+    text = (
+        "诊疗经过：于2023-03-15在全麻下行胸腔镜下右肺上叶切除术+纵隔淋巴结清扫术，术后恢复可。"
+        "出院诊断：右肺上叶腺癌术后；右肺上叶切除术后"
+    )
+    assert _fields(text)["procedures"] == [
+        {"name": "胸腔镜下右肺上叶切除术+纵隔淋巴结清扫术", "date": "2023-03-15"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["on 15 March 2023", "on March 15, 2023", "on 03/15/2023", "on 2023.3.15", "on 15/03/2023"],
+)
+def test_surgery_dates_in_many_formats(when: str) -> None:
+    text = f"She underwent VATS right upper lobectomy {when}. Recovery was uneventful."
+    procs = _fields(text, "en")["procedures"]
+    assert procs == [{"name": "VATS right upper lobectomy", "date": "2023-03-15"}]
+
+
+def test_chinese_date_and_undated_surgery() -> None:
+    text = "2023年3月15日行右肺中叶切除术。2年前曾于外院行左乳腺癌改良根治术。"
+    assert _fields(text)["procedures"] == [
+        {"name": "右肺中叶切除术", "date": "2023-03-15"},
+        {"name": "左乳腺癌改良根治术", "date": None},
+    ]
+
+
+def test_quotes_and_full_width_plus_in_a_chinese_name() -> None:
+    text = "手术情况：2024年1月9日全麻下行“胸腔镜下右肺上叶切除术＋纵隔淋巴结清扫术”，恢复顺利。"
+    assert _fields(text)["procedures"] == [
+        {"name": "胸腔镜下右肺上叶切除术＋纵隔淋巴结清扫术", "date": "2024-01-09"}
+    ]
+
+
+def test_labelled_operation_date_and_a_year_only_operation() -> None:
+    text = (
+        "Operation: Right upper lobe sleeve lobectomy with bronchoplasty\n"
+        "Date of operation: 12-Jan-2024\n"
+        "Past history: Ischaemic heart disease with CABG in 2015."
+    )
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "Right upper lobe sleeve lobectomy with bronchoplasty", "date": "2024-01-12"},
+        {"name": "CABG", "date": None},
+    ]
+
+
+def test_admission_date_is_not_the_operation_date() -> None:
+    text = (
+        "He was admitted on 2023-02-01 for elective left lower lobectomy. "
+        "He underwent VATS left lower lobectomy on 2/2/2023."
+    )
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "VATS left lower lobectomy", "date": "2023-02-02"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023/05/08行EBUS-TBNA，病理示鳞癌。",
+        "行CT引导下经皮肺穿刺活检术，病理：腺癌。",
+        "建议行右肺上叶切除术，患者拒绝。",
+        "Bronchoscopy with biopsy was performed on 2023-05-08.",
+        "Right pleural catheter placed for drainage.",
+        "Surgical resection is planned next month.",
+    ],
+)
+def test_biopsies_drains_and_planned_operations_are_not_surgery(text: str) -> None:
+    assert _fields(text)["procedures"] is None
+
+
+def test_operation_date_from_a_labelled_line() -> None:
+    text = "手术日期：2023-08-03\n手术名称：单孔胸腔镜下左肺上叶尖后段切除术\n"
+    assert _fields(text)["procedures"] == [
+        {"name": "单孔胸腔镜下左肺上叶尖后段切除术", "date": "2023-08-03"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "regimens"),
+    [
+        ("予TP方案化疗2周期。", ["paclitaxel+cisplatin"]),
+        ("予GP方案（吉西他滨1.6g d1,8＋顺铂40mg d1-3）化疗。", ["gemcitabine+cisplatin"]),
+        ("予PC方案(培美曲塞500mg/m2 d1+顺铂75mg/m2 d1)化疗。", ["pemetrexed+cisplatin"]),
+        ("予力比泰+伯尔定化疗4周期。", ["pemetrexed+carboplatin"]),
+        ("予帕博利珠单抗+培美曲塞+卡铂治疗。", ["pembrolizumab+pemetrexed+carboplatin"]),
+        ("予多西他赛单药化疗。", ["docetaxel"]),
+        ("He received 4 cycles of carboplatin/pemetrexed.", ["carboplatin+pemetrexed"]),
+        ("Treated with Taxol/Paraplatin weekly.", ["paclitaxel+carboplatin"]),
+        ("Started mFOLFOX6 with bevacizumab.", ["leucovorin+fluorouracil+oxaliplatin+bevacizumab"]),
+        ("予紫杉醇(白蛋白结合型)400mg+卡铂500mg治疗。", ["nab-paclitaxel+carboplatin"]),
+        ("Rx: carbo/etoposide/atezo C2D1 today.", ["carboplatin+etoposide+atezolizumab"]),
+        (
+            "化疗方案：培美曲塞 800mg ivgtt d1\n          顺铂 40mg ivgtt d1-3  q21d",
+            ["pemetrexed+cisplatin"],
+        ),
+    ],
+)
+def test_regimens_normalised_to_generic_names(text: str, regimens: list[str]) -> None:
+    assert _fields(text)["chemotherapy_regimens"] == regimens
+
+
+def test_regimen_lines_cycles_and_order() -> None:
+    text = (
+        "2022年9月起予培美曲塞+卡铂化疗6周期，后予培美曲塞单药维持。"
+        "本次行第7周期卡铂+培美曲塞化疗。予奥希替尼靶向治疗。"
+    )
+    assert _fields(text)["chemotherapy_regimens"] == ["pemetrexed+carboplatin", "pemetrexed"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "予奥希替尼80mg qd口服靶向治疗。",
+        "Pembrolizumab maintenance every 3 weeks.",
+        "Adjuvant cisplatin plus vinorelbine is planned at the oncology clinic.",
+        "建议下周期行AC方案化疗。",
+        "TP53突变，PC值正常。",
+    ],
+)
+def test_not_chemotherapy_given(text: str) -> None:
+    assert _fields(text)["chemotherapy_regimens"] is None
+
+
+def test_ec_depends_on_the_cancer() -> None:
+    assert _fields("左乳腺癌术后，予EC方案化疗4周期。")["chemotherapy_regimens"] == [
+        "epirubicin+cyclophosphamide"
+    ]
+    assert _fields("右肺小细胞肺癌，予EC方案化疗4周期。")["chemotherapy_regimens"] == [
+        "etoposide+carboplatin"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("个人史：吸烟史30年，20支/日，已戒烟5年。", "former"),
+        ("个人史：吸烟40包年，仍吸烟。", "current"),
+        ("个人史：否认吸烟史。", "never"),
+        ("个人史：无烟酒嗜好。", "never"),
+        ("个人史：无吸烟饮酒史。", "never"),
+        ("个人史：吸烟史20年，无饮酒史。", "current"),
+        ("个人史：否认饮酒史，吸烟20年，未戒烟。", "current"),
+        ("个人史：吸烟：无。出院医嘱：戒烟限酒。", "never"),
+        ("Social: never smoker.", "never"),
+        ("Social: non-smoker.", "never"),
+        ("Social history: ex-smoker, quit 2015.", "former"),
+        ("Social: smokes 1 ppd.", "current"),
+        ("Smoking status: Former Smoker. Smokeless tobacco: Never Used.", "former"),
+        ("She denies any history of smoking or alcohol.", "never"),
+        ("Smoker, 1/2 pack daily; smoking cessation counseling provided.", "current"),
+        ("个人史：吸烟史20年。出院医嘱：注意休息，戒烟。", "current"),
+        ("家族史：父亲有吸烟史。", None),
+        ("No alcohol. Hypertension.", None),
+    ],
+)
+def test_smoking_status(text: str, status: str | None) -> None:
+    assert _fields(text)["smoking"] == status
+
+
+def test_evidence_points_at_the_words() -> None:
+    text = "出院诊断：右肺上叶腺癌 骨转移\n个人史：吸烟30年，已戒烟5年。予TP方案化疗。"
+    ex = extract("discharge", text, "zh")
+    spans = {(e["field"], text[e["start"] : e["end"]]) for e in ex.evidence}
+    assert ("diagnosis_icd10", "右肺上叶腺癌") in spans
+    assert ("diagnosis_icd10", "骨转移") in spans
+    assert ("smoking", "已戒烟") in spans
+    assert ("chemotherapy_regimens", "TP") in spans
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00", "((((", "术" * 300, "转移" * 100, "TP"])
+def test_odd_input_gives_nulls_not_errors(text: str) -> None:
+    fields = _fields(text, "zh")
+    assert fields["diagnosis_icd10"] is None
+    assert fields["procedures"] is None
+    assert fields["smoking"] is None
+
+
+def test_development_set_accuracy() -> None:
+    reports = load_jsonl(DEVSET / "discharge.jsonl")
+    truth = load_truth(DEVSET / "discharge.truth.jsonl")
+    assert len(reports) >= 30
+    assert {r["lang"] for r in reports} >= {"zh", "en", None}
+    predicted = {}
+    for r in reports:
+        ex = extract("discharge", r["text"], r["lang"] or detect_lang(r["text"]))
+        predicted[r["id"]] = {"fields": ex.fields, "evidence": ex.evidence}
+    report = score(predicted, truth)
+    rows = {name: t.accuracy for (_, name), t in report.fields.items()}
+    print(json.dumps(rows, indent=1))  # per-field figures, shown with -s
+    for name in discharge.FIELDS:
+        assert rows[name] >= 0.95, (name, report.misses)
+    assert rows["procedures.date"] >= 0.95, report.misses
+    assert report.evidence_missing == 0
