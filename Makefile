@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+	@bash ops/scripts/ensure_wireguard.sh  # wireguard-go + wg for the testbed (Debian)
 
 demo: install
 	$(BIN)/oncofed-ops demo

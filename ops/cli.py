@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from ops import ca
+from ops import ca, testbed, vpn
 from ops.demo import run_demo
 from ops.local_federation import (
     LocalFederationRun,
@@ -39,6 +39,15 @@ app = typer.Typer(
 )
 ca_app = typer.Typer(help="The consortium certificate authority.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
+vpn_app = typer.Typer(
+    help="WireGuard keys and configs for the hub and sites.", no_args_is_help=True
+)
+app.add_typer(vpn_app, name="vpn")
+testbed_app = typer.Typer(
+    help="A hub and N hospitals as network namespaces joined by WireGuard (root).",
+    no_args_is_help=True,
+)
+app.add_typer(testbed_app, name="testbed")
 
 
 def _one_line(text: str) -> str:
@@ -180,6 +189,77 @@ def synth_lab_sheets(
 
     counts = _guarded(lambda: write_lab_sheets(out, n, seed))
     typer.echo(", ".join(f"{kind} {count}" for kind, count in counts.items()))
+
+
+@vpn_app.command("init", help="Make the hub's WireGuard key and the address plan in DIR.")
+def vpn_init(
+    directory: Annotated[Path, typer.Option("--dir", help="The VPN folder (hub operator's).")],
+    subnet: Annotated[str, typer.Option(help="Tunnel subnet; the hub takes its first address.")] = (
+        vpn.DEFAULT_SUBNET
+    ),
+    endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT where sites reach the hub's WireGuard.")
+    ] = None,
+) -> None:
+    plan = _guarded(lambda: vpn.init(directory, subnet=subnet, endpoint=endpoint))
+    typer.echo(f"hub: {plan.hub_address} public key {plan.hub_public_key}")
+    typer.echo(f"hub config: {vpn.VpnFolder(directory).hub_config} (mode 0600)")
+
+
+@vpn_app.command("add-site", help="Make NAME's WireGuard key and both ends' configs.")
+def vpn_add_site(
+    name: Annotated[str, typer.Argument(help="The site's name (as in its certificate).")],
+    directory: Annotated[Path, typer.Option("--dir", help="The VPN folder.")],
+) -> None:
+    site = _guarded(lambda: vpn.add_site(directory, name))
+    folder = vpn.VpnFolder(directory)
+    typer.echo(f"site {site.name}: {site.address} public key {site.public_key}")
+    typer.echo(f"site config: {folder.site_config(name)} (mode 0600; install it at the site)")
+    typer.echo(f"hub config updated: {folder.hub_config} (apply: systemctl reload oncofed-tunnel)")
+
+
+@vpn_app.command("revoke", help="Remove NAME's peer from the hub config and record it.")
+def vpn_revoke(
+    name: Annotated[str, typer.Argument(help="The site's name.")],
+    directory: Annotated[Path, typer.Option("--dir", help="The VPN folder.")],
+) -> None:
+    record = _guarded(lambda: vpn.revoke(directory, name))
+    typer.echo(f"site {record.name} revoked at {record.revoked_at} (key {record.public_key})")
+    typer.echo("apply at the hub: systemctl reload oncofed-tunnel (docs/network.md)")
+
+
+@testbed_app.command("up", help="Build a hub and N hospitals in network namespaces.")
+def testbed_up(
+    sites: Annotated[int, typer.Option(help="How many hospitals.")],
+    directory: Annotated[Path, typer.Option("--dir", help="A new or empty folder.")],
+    network_only: Annotated[
+        bool, typer.Option(help="Only namespaces and tunnels; no hub or edges.")
+    ] = False,
+    patients: Annotated[int, typer.Option(help="Patients per synthetic hospital.")] = 40,
+) -> None:
+    progress = Console(stderr=True, log_path=False)
+    options = testbed.TestbedOptions(sites=sites, services=not network_only, patients=patients)
+    bed = _guarded(lambda: testbed.up(directory, options, progress.log))
+    for host in bed.state.hosts.values():
+        tunnel = host.tunnel_address or "-"
+        typer.echo(
+            f"{host.name}: namespace {host.namespace} underlay {host.underlay} tunnel {tunnel}"
+        )
+    if options.services:
+        typer.echo(f"hub gRPC (tunnel only): {bed.hub_grpc}")
+    typer.echo(f"tear down: oncofed-ops testbed down --dir {directory}")
+
+
+@testbed_app.command("down", help="Remove everything `testbed up` made in DIR.")
+def testbed_down(
+    directory: Annotated[Path, typer.Option("--dir", help="The testbed's folder.")],
+    keep_files: Annotated[bool, typer.Option(help="Keep logs, keys and databases.")] = False,
+) -> None:
+    left = _guarded(lambda: testbed.down(directory, keep_files=keep_files))
+    if left:
+        typer.echo("left behind: " + "; ".join(left), err=True)
+        raise typer.Exit(1)
+    typer.echo("testbed removed")
 
 
 def main() -> None:

@@ -1,0 +1,257 @@
+"""The testbed: real network namespaces, veth links and wireguard-go tunnels.
+
+Needs root (namespaces) and the WireGuard tools, which the module's set-up
+installs through ops/scripts/ensure_wireguard.sh. Every testbed is made through
+the `make_testbed` fixture, whose finalizer tears it down even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ops import testbed as tb
+from ops.federation import LocalFederation, edge_ready
+from ops.local_federation import hub_settings_for_local_run
+from ops.processes import ProcessGroup, child_env, python_module
+from ops.vpn import load_plan
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[3]
+ENSURE = REPO / "ops" / "scripts" / "ensure_wireguard.sh"
+PROBE_PORT = 7777
+STUDY_TIMEOUT = 90.0
+CDM_DATASET = {"index": {"event": "diagnosis", "field": "code", "op": "starts_with", "value": "C"}}
+COUNT_STUDY: dict[str, Any] = {"analysis": "count", "dataset": "cdm", "cdm_dataset": CDM_DATASET}
+
+MakeTestbed = Callable[..., tb.Testbed]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _wireguard_installed() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("the testbed tests make network namespaces and must run as root")
+    done = subprocess.run(["bash", str(ENSURE)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"ensure_wireguard.sh failed: {done.stderr}"
+
+
+def _make(tmp: Path, request: pytest.FixtureRequest) -> MakeTestbed:
+    def make(sites: int, *, services: bool = False, patients: int = 20) -> tb.Testbed:
+        root = tmp / f"bed-{len(list(tmp.iterdir()))}"
+        options = tb.TestbedOptions(sites=sites, services=services, patients=patients)
+        bed = tb.Testbed.up(root, options, lambda message: None)
+        # Registered once `up` returns; `up` itself removes a half-built testbed.
+        request.addfinalizer(lambda: _down_leaves_nothing(bed))
+        return bed
+
+    return make
+
+
+def _down_leaves_nothing(bed: tb.Testbed) -> None:
+    """Tear down (files kept for a failure's logs); anything left is an error."""
+    left = bed.down(keep_files=True)
+    assert left == [], f"testbed {bed.state.id} left behind: {left}"
+
+
+@pytest.fixture
+def make_testbed(tmp_path: Path, request: pytest.FixtureRequest) -> MakeTestbed:
+    return _make(tmp_path, request)
+
+
+@pytest.fixture(scope="module")
+def services_bed(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tb.Testbed:
+    """Hub and two hospitals with every service running, shared by the module."""
+    return _make(tmp_path_factory.mktemp("services"), request)(2, services=True)
+
+
+def _reachable(bed: tb.Testbed, host: str, address: str, port: int) -> bool:
+    return tb.tcp_reachable(bed.namespace(host), address, port, timeout=1.5)
+
+
+# --- the network alone ---
+
+
+def test_tunnels_carry_sites_and_refuse_outsiders_and_revoked_keys(
+    make_testbed: MakeTestbed,
+) -> None:
+    bed = make_testbed(2)
+    hub = bed.hub_tunnel_address
+    listener = tb.listen_in(bed.namespace("hub"), hub, PROBE_PORT)
+    underlay_listener = tb.listen_in(bed.namespace("hub"), tb.HUB_UNDERLAY, PROBE_PORT + 1)
+    try:
+        for site in bed.state.sites:
+            assert _reachable(bed, site, hub, PROBE_PORT), f"{site} cannot reach the hub"
+        # The outsider is on the same wire (the hub's underlay answers it) ...
+        assert _reachable(bed, "outsider", tb.HUB_UNDERLAY, PROBE_PORT + 1)
+        # ... but not on the tunnel, not even when it routes the tunnel subnet via the hub.
+        assert not _reachable(bed, "outsider", hub, PROBE_PORT)
+        tb._ip(
+            "-n", bed.namespace("outsider"), "route", "add", "10.77.0.0/24", "via", tb.HUB_UNDERLAY
+        )
+        assert not _reachable(bed, "outsider", hub, PROBE_PORT)
+        # Sites do not reach each other through the hub.
+        other = bed.state.hosts["hospital-2"].tunnel_address
+        assert other is not None
+        assert not _reachable(bed, "hospital-1", other, PROBE_PORT)
+
+        bed.revoke("hospital-2")
+        assert not _reachable(bed, "hospital-2", hub, PROBE_PORT)
+        assert _reachable(bed, "hospital-1", hub, PROBE_PORT)
+    finally:
+        listener.close()
+        underlay_listener.close()
+
+
+def test_down_after_the_owner_is_gone_removes_everything(tmp_path: Path) -> None:
+    """`up` and `down` as separate commands: `down` works from the state file alone,
+    as it must after a crash of whatever ran `up`."""
+    root = tmp_path / "bed"
+    cli = [sys.executable, "-m", "ops.cli", "testbed"]
+    up = subprocess.run(
+        [*cli, "up", "--sites", "2", "--dir", str(root), "--network-only"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    state = tb.TestbedState.load(root) if (root / tb.STATE_FILE).exists() else None
+    try:
+        assert up.returncode == 0, up.stderr
+        assert state is not None
+        assert len(state.processes) == 3  # wireguard-go: hub and two hospitals
+        kinds = [entry.split()[0] for entry in tb.leftovers(state.id)]
+        # net, hub, two hospitals, outsider; a socket and a process per tunnel
+        assert (kinds.count("namespace"), kinds.count("socket"), kinds.count("process")) == (
+            5,
+            3,
+            3,
+        )
+        down = subprocess.run(
+            [*cli, "down", "--dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert tb.leftovers(state.id) == []
+        assert not root.exists()
+        # By pid and start time: on a busy machine a pid may already be someone else's.
+        assert not any(tb._alive(p.pid, p.start) for p in state.processes)
+    finally:
+        if state is not None and root.exists():
+            tb.down(root)
+
+
+def test_down_cleans_up_a_half_built_testbed(tmp_path: Path) -> None:
+    """A crash between making namespaces and starting tunnels: the state file knows."""
+    root = tmp_path / "bed"
+    root.mkdir()
+    state = tb.TestbedState(root=root, id=tb._new_id())
+    bed = tb.Testbed(state)
+    try:
+        entry = bed._add_namespace("hub", tb.HUB_UNDERLAY)
+        record = bed.spawn("sleeper", entry.namespace, ["sleep", "300"])
+        assert tb.leftovers(state.id)
+    finally:
+        left = tb.down(root)
+    assert left == []
+    assert not tb._alive(record.pid, record.start)
+
+
+# --- with the hub and edges running ---
+
+
+def test_sites_reach_the_hub_grpc_only_through_the_tunnel(services_bed: tb.Testbed) -> None:
+    bed = services_bed
+    hub = bed.hub_tunnel_address
+    for site in bed.state.sites:
+        assert _reachable(bed, site, hub, tb.HUB_GRPC_PORT)
+        # The hub's gRPC is bound to its tunnel address: its underlay address is closed.
+        assert not _reachable(bed, site, tb.HUB_UNDERLAY, tb.HUB_GRPC_PORT)
+    assert not _reachable(bed, "outsider", tb.HUB_UNDERLAY, tb.HUB_GRPC_PORT)
+    assert not _reachable(bed, "outsider", hub, tb.HUB_GRPC_PORT)
+
+
+def test_edges_enrolled_over_the_tunnel(services_bed: tb.Testbed) -> None:
+    nodes = services_bed.on_hub(lambda hub: hub.nodes())
+    names = {str(n.get("name")) for n in nodes}
+    assert set(services_bed.state.sites) <= names
+    plan = load_plan(services_bed.vpn_dir)
+    transfer = services_bed.tunnel_transfer("hub")
+    for site in services_bed.state.sites:
+        record = services_bed.process(f"edge-{site}")
+        assert tb._start_time(record.pid) is not None, f"edge {site} is not running"
+        peer = plan.site(site)
+        assert peer is not None
+        received, sent = transfer[peer.public_key]
+        # Registration and heartbeats (TLS handshakes included) came through this peer.
+        assert received > 2000 and sent > 2000, (site, received, sent)
+
+
+def test_count_study_through_the_tunnel_equals_loopback_and_the_databases(
+    services_bed: tb.Testbed, tmp_path: Path
+) -> None:
+    bed = services_bed
+    study = bed.run_study(COUNT_STUDY, bed.state.sites, timeout=STUDY_TIMEOUT)
+    assert study["status"] == "completed", study
+    tunnel = study["result"]["result"]
+    expected = {site: _cohort_size(bed, site) for site in bed.state.sites}
+    assert all(n > 0 for n in expected.values())
+    assert tunnel["by_site"] == expected
+    assert tunnel["count"] == sum(expected.values())
+    loopback = _count_on_loopback(bed, tmp_path / "loopback")
+    assert loopback["status"] == "completed", loopback
+    assert loopback["result"]["result"] == tunnel
+
+
+def _cohort_size(bed: tb.Testbed, site: str) -> int:
+    """The study's cohort counted directly in the site's analysis database."""
+    from shared_cdm.analysis_dataset import count_dataset, parse_dataset_spec
+
+    engine = sa.create_engine(f"sqlite:///{bed.layout.edge_home(site) / 'analysis.db'}")
+    try:
+        with engine.connect() as conn:
+            return count_dataset(conn, parse_dataset_spec(CDM_DATASET)).n_cohort
+    finally:
+        engine.dispose()
+
+
+def _count_on_loopback(bed: tb.Testbed, root: Path) -> dict[str, Any]:
+    """The same study, same edge homes and databases, with a hub on 127.0.0.1 and the
+    edges in this namespace; the tunnel edges are stopped meanwhile and restarted."""
+    sites = bed.state.sites
+    shutil.copytree(bed.layout.ca_dir, root / "ca")  # the edges trust this CA's hub
+    for site in sites:
+        bed.stop(f"edge-{site}")
+    try:
+        with LocalFederation(root) as fed, ProcessGroup(root / "logs") as edges:
+            hub = fed.start_hub(auto_approve=True, settings=hub_settings_for_local_run())
+            for site in sites:
+                home = bed.layout.edge_home(site)
+                env = child_env(
+                    {
+                        "ONCOFED_EDGE_HUB_ADDRESS": hub.grpc_address,
+                        "ONCOFED_EDGE_TOKEN_FILE": str(bed.layout.edge_token_file(site)),
+                    }
+                )
+                argv = python_module("edge_node.cli", "run", "--home", str(home))
+                edges.start(f"edge-{site}", argv, env=env, ready=edge_ready(site))
+            with fed.client() as client:
+                client.wait_for_nodes(sites, timeout=60)
+                study_id = str(client.submit_study(COUNT_STUDY, sites=sites)["id"])
+                return client.wait_for_study(study_id, timeout=STUDY_TIMEOUT)
+    finally:
+        for site in sites:
+            bed.start_edge(site)
