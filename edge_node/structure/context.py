@@ -91,7 +91,7 @@ def assertion(norm: str, start: int, end: int, lang: str, *, window: int = 60) -
                 continue
             found[cat] = True
             cues.append((cat, m.start(), m.end()))
-        hi = min(c_end, end + window)
+        hi = min(c_end + 1, end + window, len(norm))  # the clause's own "?" counts
         for m in post.finditer(norm, end, hi):
             between = norm[end : m.start()]
             if _terminator(lang).search(between) or len(between) > 25:
@@ -102,8 +102,11 @@ def assertion(norm: str, start: int, end: int, lang: str, *, window: int = 60) -
 
 
 _NEG_BREAK = {
-    "zh": re.compile(r"但|然而|伴有?|另见|可见|见[^,]{0,3}(?:影|灶|结节)|示|考虑"),
-    "en": re.compile(r"\b(?:but|however|although|except|there is|there are|shows?|seen)\b"),
+    # a new statement starts: "无明显诱因出现咳嗽…诊断为肺癌" does not negate the cancer
+    "zh": re.compile(r"但|然而|伴有?|另见|可见|见[^,]{0,3}(?:影|灶|结节)|示|考虑|出现|诊断|因"),
+    "en": re.compile(
+        r"\b(?:but|however|although|except|there is|there are|shows?|seen|due to|diagnosed)\b"
+    ),
 }
 
 

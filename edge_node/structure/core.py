@@ -20,6 +20,7 @@ class Extraction:
     # 0..1 per non-null field: set by a rule that knows better (an uncertain mention),
     # otherwise filled from the calibration table (`calibration.py`)
     confidence: dict[str, float] = field(default_factory=dict)
+    _cited: set[tuple[str, int, int]] = field(default_factory=set, repr=False, compare=False)
 
     @classmethod
     def empty(cls, names: tuple[str, ...]) -> Extraction:
@@ -46,14 +47,16 @@ class Extraction:
         if confidence is not None:
             self.confidence[name] = confidence
         self.evidence = [e for e in self.evidence if e["field"] != name]
+        self._cited = {k for k in self._cited if k[0] != name}
         self.cite(name, start, end)
 
     def cite(self, name: str, start: int, end: int) -> None:
         if not 0 <= start < end:
             raise ValueError(f"bad evidence span {start}:{end} for {name}")
-        ev = {"field": name, "start": start, "end": end}
-        if ev not in self.evidence:
-            self.evidence.append(ev)
+        key = (name, start, end)
+        if key not in self._cited:  # a set: long reports cite thousands of spans
+            self._cited.add(key)
+            self.evidence.append({"field": name, "start": start, "end": end})
 
     def finish(self, text_length: int) -> None:
         """Drop evidence for fields left null and check every offset is inside the text."""

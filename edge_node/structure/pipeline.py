@@ -11,6 +11,7 @@ mentions into contract fields with evidence. Chinese is segmented by jieba
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Protocol
@@ -56,10 +57,10 @@ def _state(doc: Doc) -> dict[str, Any]:
     return state
 
 
-def _section_of(secs: list[Section], pos: int) -> str:
-    for s in secs:
-        if s.start <= pos < s.end:
-            return s.name
+def _section_of(secs: list[Section], starts: list[int], pos: int) -> str:
+    i = bisect.bisect_right(starts, pos) - 1  # sections are sorted and do not overlap
+    if i >= 0 and secs[i].start <= pos < secs[i].end:
+        return secs[i].name
     return "body"
 
 
@@ -74,8 +75,10 @@ def sections_component(doc: Doc) -> Doc:
 def context_component(doc: Doc) -> Doc:
     state = _state(doc)
     lang = doc.lang_
+    secs = state.get("sections", [])
+    starts = [s.start for s in secs]
     for m in state.get("mentions", []):
-        m.section = _section_of(state.get("sections", []), m.start)
+        m.section = _section_of(secs, starts, m.start)
         if not m.context:
             continue
         a = context.assertion(state["norm"], m.start, m.end, lang)

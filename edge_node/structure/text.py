@@ -43,6 +43,7 @@ _FOLD |= {
         "–": "-",
         "～": "~",
         "〜": "~",
+        **{chr(0x2460 + i): str(i + 1) for i in range(9)},  # ① .. ⑨
         "﹪": "%",
         "．": ".",
         "≥": "≥",
@@ -130,8 +131,11 @@ def _heading_re() -> tuple[re.Pattern[str], dict[str, str]]:
             names[normalize(w)] = canonical
             alts.append(re.escape(normalize(w)))
     alts.sort(key=len, reverse=True)
+    # A heading starts a line (after an optional item number "2." / "二、"), or follows
+    # a sentence end; never an item number after a sentence end ("SUV 8.8.\n" is a value).
     pattern = re.compile(
-        r"(?:^|(?<=[\n。.;\]]))[ \t#*\[]*(?:[一二三四五六七八九十\d]+[.,、)]\s*)?"
+        r"(?:(?:^|(?<=\n))[ \t#*\[]*(?:(?:[一二三四五六七八九十]+|\d{1,2})[.,、)]\s*)?"
+        r"|(?<=[。;\]])[ \t#*\[]*|(?<=\D\.)[ \t]*)"
         r"(" + "|".join(alts) + r")[ \t\]]*(?::|\n)"
     )
     return pattern, names

@@ -188,3 +188,31 @@ def test_finish_drops_evidence_and_confidence_of_null_fields() -> None:
     assert ex.evidence == [] and ex.confidence == {"a": 0.7}
     with pytest.raises(KeyError):
         ex.put("zzz", 1, 0, 1)
+
+
+def test_a_value_ending_a_sentence_is_not_an_item_number() -> None:
+    text = normalize("FINDINGS: RUL mass, SUV 8.8.\nIMPRESSION: Malignancy.")
+    secs = sections(text)
+    assert [s.name for s in secs] == ["findings", "impression"]
+    assert text[secs[0].start : secs[0].end].strip() == "rul mass, suv 8.8."
+    numbered = normalize("检查所见：结节。\n2. 诊断意见：肺癌")
+    assert [s.name for s in sections(numbered)] == ["findings", "impression"]
+
+
+def test_context_scope_stops_at_a_new_statement() -> None:
+    text = "无明显诱因出现咳嗽，外院CT诊断为肺癌。"
+    assert not _assert(text, "肺癌", "zh").negated
+    assert not _assert("低分化，部分未分化癌", "分化癌", "zh").negated
+    assert _assert("右肺上叶结节，肺癌？", "肺癌", "zh").uncertain
+    assert not _assert("Cough due to lung cancer, no fever.", "lung cancer", "en").negated
+
+
+def test_cite_keeps_each_span_once() -> None:
+    from edge_node.structure.core import Extraction
+
+    ex = Extraction.empty(("a",))
+    for _ in range(3):
+        ex.put("a", 1, 0, 2)
+    ex.replace("a", 2, 3, 4)
+    ex.put("a", 9, 3, 4)
+    assert ex.fields == {"a": 2} and ex.evidence == [{"field": "a", "start": 3, "end": 4}]
