@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck imports proto proto-check unit integration bench clean
+.PHONY: install demo test lint typecheck imports proto proto-check unit integration bench models clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ integration: install
 
 bench: install
 	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider
+
+models: install  # retrain the shipped clause classifiers (edge_node/structure/models/)
+	$(BIN)/python -m edge_node.structure.train --task all
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
