@@ -273,7 +273,9 @@ def _cancers(norm: str) -> list[Mention]:
                 continue
             a = _phrase_start(norm, m.start(), max(0, m.start() - (20 if zh else 45)))
             back = norm[a : m.start()]
-            if zh and "转移" in back:
+            if zh and ("转移" in back or back.endswith("继发")):
+                continue  # 肝继发恶性肿瘤: a metastasis (_metastases), not a liver primary
+            if not zh and re.search(r"\b(?:secondary|metastatic)\s+$", back):
                 continue
             near = norm[m.end() : _clause(norm, m.start(), m.end())[1]][:60]
             found = _organ_code(back, _ahead(norm, m.end()), zh, near)
@@ -860,6 +862,9 @@ def assemble(
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
     dx = [m for m in mentions if m.label in ("dx", "dx_code")]
+    listed = [m for m in dx if m.section in ("discharge_diagnosis", "admission_diagnosis")]
+    if listed:  # the summary's own diagnosis lists, not symptoms or history in the narrative
+        dx = listed
     surgery = [m for m in mentions if m.label == "surgery"]
     _put_diagnoses(ex, dx + _orphans_by_surgery(mentions, dx, surgery, norm))
     _put_procedures(ex, [m for m in mentions if m.label == "surgery"], text)

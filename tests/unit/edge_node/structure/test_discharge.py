@@ -325,3 +325,24 @@ def test_development_set_accuracy() -> None:
         assert rows[name] >= 0.95, (name, report.misses)
     assert rows["procedures.date"] >= 0.95, report.misses
     assert report.evidence_missing == 0
+
+
+def test_diagnoses_come_from_the_lists_when_the_summary_has_them() -> None:
+    text = (
+        "入院诊断：左乳腺癌（外上象限）\n既往史：高血压病史。\n"
+        "诊疗经过：咯血3天。\n出院诊断：左乳腺癌术后；2型糖尿病\n出院医嘱：复查。"
+    )
+    ex = extract("discharge", text, "zh")
+    assert ex.fields["diagnosis_icd10"] == ["C50.4", "E11.9"]  # no I10 from 既往史
+    narrative = "既往高血压病史。诊断为右肺上叶腺癌。"  # no list: the whole text counts
+    assert set(extract("discharge", narrative, "zh").fields["diagnosis_icd10"]) == {
+        "I10",
+        "C34.1",
+    }
+
+
+def test_a_secondary_malignancy_is_a_metastasis_not_a_primary() -> None:
+    zh = "出院诊断：\n1．右肺下叶小细胞肺癌\n   肝继发恶性肿瘤\n   脑继发恶性肿瘤"
+    assert extract("discharge", zh, "zh").fields["diagnosis_icd10"] == ["C34.3", "C78.7", "C79.3"]
+    en = "Discharge diagnoses: 1) Adenocarcinoma of RUL 2) Secondary malignant neoplasm of liver"
+    assert extract("discharge", en, "en").fields["diagnosis_icd10"] == ["C34.1", "C78.7"]
