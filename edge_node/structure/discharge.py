@@ -872,7 +872,35 @@ def assemble(
     status, cited = _smoking_status([m for m in mentions if m.label == "smoking"])
     for m in cited:
         ex.put("smoking", status, m.start, m.end)
+    if status is None:
+        _smoking_by_classifier(ex, norm, lang)
     return ex
+
+
+_TOBACCO = re.compile(r"烟|smok|tobacco|cigar|pack-?year|ppd")
+_SENTENCE = re.compile(r"[^。;\n.]+")
+CLASSIFIER_MIN_P = 0.7  # cross-validated accuracy 0.98 at or above it (training/README.md)
+
+
+def _smoking_by_classifier(ex: Extraction, norm: str, lang: str) -> None:
+    """Where no rule reads a status but sentences talk about tobacco, the trained
+    classifier (`classify.py`) reads each one; kept only when it is sure, the
+    gravest status wins as in the rules, and its probability caps the confidence."""
+    from edge_node.structure.classify import classify
+
+    found: list[tuple[str, float, int, int]] = []
+    for m in _SENTENCE.finditer(norm):
+        if _TOBACCO.search(m.group()) and not _family(norm, m.start()):
+            label, p = classify("smoking", m.group(), lang)
+            if label is not None and p >= CLASSIFIER_MIN_P:
+                found.append((label, p, m.start(), m.end()))
+    for status in ("current", "former", "never"):
+        hits = [f for f in found if f[0] == status]
+        if hits:
+            least = round(min(h[1] for h in hits), 3)
+            for _, _, a, b in hits:
+                ex.put("smoking", status, a, b, confidence=least)
+            return
 
 
 _PRIMARY = re.compile(r"C(?:[0-6]\d|7[0-6])")

@@ -346,3 +346,23 @@ def test_a_secondary_malignancy_is_a_metastasis_not_a_primary() -> None:
     assert extract("discharge", zh, "zh").fields["diagnosis_icd10"] == ["C34.3", "C78.7", "C79.3"]
     en = "Discharge diagnoses: 1) Adenocarcinoma of RUL 2) Secondary malignant neoplasm of liver"
     assert extract("discharge", en, "en").fields["diagnosis_icd10"] == ["C34.1", "C78.7"]
+
+
+def test_the_classifier_reads_smoking_where_no_rule_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_node.structure import classify
+
+    seen: list[str] = []
+
+    def fake(task: str, text: str, lang: str) -> tuple[str | None, float]:
+        seen.append(text)
+        return ("former", 0.91) if "烟" in text else (None, 0.0)
+
+    monkeypatch.setattr(classify, "classify", fake)
+    text = "个人史：烟酒偶有，近十年未再碰。无饮酒。\n出院诊断：右肺腺癌"
+    ex = extract("discharge", text, "zh")
+    assert ex.fields["smoking"] == "former" and ex.confidence["smoking"] <= 0.91
+    (ev,) = [e for e in ex.evidence if e["field"] == "smoking"]
+    assert "烟" in text[ev["start"] : ev["end"]]
+    assert all("烟" in t for t in seen)  # only sentences about tobacco are read
+    monkeypatch.setattr(classify, "classify", lambda *a: ("current", 0.5))
+    assert extract("discharge", text, "zh").fields["smoking"] is None  # not sure enough
