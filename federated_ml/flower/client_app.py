@@ -1,0 +1,138 @@
+"""The ClientApp: runs inside each hospital's SuperNode.
+
+A "train" message carries the global model. The site first evaluates that
+model on its held-out rows, then trains it on its training rows, and answers
+with the new weights, the training loss and the evaluation: one ClientApp
+process per round instead of two (Flower starts a process per message). An
+"evaluate" message, sent once after the last round, only evaluates.
+
+What leaves the site: model weights, row counts, losses, AUC, and binned score
+and calibration counts (100 and 10 bins), never a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from federated_ml.flower.features import (
+    FeatureSource,
+    SiteData,
+    needed_columns,
+    source_from_node_config,
+    split_site_rows,
+)
+from federated_ml.flower.models import build_model
+from federated_ml.flower.spec import MLStudySpec, spec_from_json
+from federated_ml.flower.training import Evaluation, evaluate, make_batchable, train_local
+
+# Keys of the messages between ServerApp and ClientApp.
+SPEC_KEY = "spec-json"
+ROUND_KEY = "server-round"
+MU_KEY = "proximal-mu"
+EVAL_RECORD = "evaluation"
+
+
+def evaluation_record(ev: Evaluation, skipped: int) -> ConfigRecord:
+    rec = ConfigRecord(
+        {
+            "n": ev.n,
+            "n-labelled": ev.n_labelled,
+            "hist-pos": ev.hist_pos,
+            "hist-neg": ev.hist_neg,
+            "cal-count": ev.calibration.count,
+            "cal-sum-predicted": ev.calibration.sum_predicted,
+            "cal-sum-observed": ev.calibration.sum_observed,
+            "skipped-rows": skipped,
+        }
+    )
+    # Undefined values (no rows, one class only) are left out rather than sent as NaN.
+    if math.isfinite(ev.loss):
+        rec["loss"] = ev.loss
+    if math.isfinite(ev.auc):
+        rec["auc"] = ev.auc
+    return rec
+
+
+@dataclass(frozen=True)
+class SiteTask:
+    spec: MLStudySpec
+    data: SiteData
+    site_seed: int
+
+
+def load_task(msg: Message, source: FeatureSource) -> SiteTask:
+    config = msg.content.config_records["config"]
+    spec = spec_from_json(str(config[SPEC_KEY]))
+    rows = source.load(needed_columns(spec))
+    return SiteTask(spec, split_site_rows(spec, rows), site_seed(rows.keys))
+
+
+def _model_from(msg: Message, spec: MLStudySpec) -> torch.nn.Module:
+    model = build_model(spec)
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    return model
+
+
+def site_seed(keys: list[str]) -> int:
+    """A seed from the site's own row keys: stable across runs, different per site."""
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).digest()
+    return int.from_bytes(digest[:3], "big")
+
+
+def handle_train(msg: Message, source: FeatureSource) -> Message:
+    task = load_task(msg, source)
+    spec, data = task.spec, task.data
+    config = msg.content.config_records["config"]
+    server_round = int(str(config[ROUND_KEY]))
+    model = _model_from(msg, spec)
+    held_out = make_batchable(spec, data.x_held_out, data.outcome_held_out)
+    before = evaluate(model, held_out)
+    train = make_batchable(spec, data.x_train, data.outcome_train)
+    loss = train_local(
+        model,
+        train,
+        spec.training,
+        proximal_mu=float(str(config.get(MU_KEY, 0.0))),
+        seed=spec.training.seed * 1_000_003 + server_round * 7919 + task.site_seed,
+    )
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(model.state_dict()),
+            "metrics": MetricRecord(
+                {"num-examples": len(train), "train-loss": loss if math.isfinite(loss) else -1.0}
+            ),
+            EVAL_RECORD: evaluation_record(before, data.skipped),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+def handle_evaluate(msg: Message, source: FeatureSource) -> Message:
+    task = load_task(msg, source)
+    model = _model_from(msg, task.spec)
+    held_out = make_batchable(task.spec, task.data.x_held_out, task.data.outcome_held_out)
+    ev = evaluate(model, held_out)
+    return Message(
+        RecordDict({EVAL_RECORD: evaluation_record(ev, task.data.skipped)}), reply_to=msg
+    )
+
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)  # sites share cores with the rest of the edge node
+    return handle_train(msg, source_from_node_config(context.node_config))
+
+
+@app.evaluate()
+def evaluate_global(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)
+    return handle_evaluate(msg, source_from_node_config(context.node_config))

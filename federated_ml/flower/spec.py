@@ -1,0 +1,149 @@
+"""The ML study spec: what a researcher writes to train a model across sites.
+
+A spec is JSON or YAML. It names the model, the feature columns, the outcome
+(a binary column, or follow-up time and event with a horizon), the local
+training hyper-parameters and the federation settings. Validation collects
+every problem and reports them together, each with the path of the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared_cdm.errors import InvalidInput
+
+_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Column = Annotated[str, Field(pattern=_COLUMN, max_length=63)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    kind: Literal["logistic", "mlp", "discrete_survival"]
+    # Hidden layer widths; the MLP needs at least one, the survival model may use none.
+    hidden: tuple[Annotated[int, Field(ge=1, le=1024)], ...] = ()
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _layers_fit_kind(self) -> ModelSpec:
+        if self.kind == "mlp" and not self.hidden:
+            raise ValueError("an mlp needs at least one hidden layer, e.g. hidden: [16]")
+        if self.kind == "logistic" and self.hidden:
+            raise ValueError("a logistic model has no hidden layers; use kind: mlp")
+        return self
+
+
+class BinaryOutcome(_Strict):
+    kind: Literal["binary"]
+    column: Column
+
+
+class SurvivalOutcome(_Strict):
+    kind: Literal["survival"]
+    time_column: Column
+    event_column: Column
+    # Follow-up time and horizon share one unit (days in the CDM).
+    horizon: float = Field(gt=0)
+    intervals: int = Field(default=5, ge=1, le=120)
+
+
+class TrainingSpec(_Strict):
+    lr: float = Field(default=0.05, gt=0, le=10)
+    local_epochs: int = Field(default=1, ge=1, le=1000)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
+    optimizer: Literal["sgd", "adam"] = "adam"
+    proximal_mu: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    held_out_fraction: float = Field(default=0.25, gt=0, lt=1)
+
+
+class MLStudySpec(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    model: ModelSpec
+    features: tuple[Column, ...] = Field(min_length=1)
+    outcome: Annotated[BinaryOutcome | SurvivalOutcome, Field(discriminator="kind")]
+    training: TrainingSpec = TrainingSpec()
+    strategy: Literal["fedavg", "fedprox"] = "fedavg"
+    rounds: int = Field(default=3, ge=1, le=1000)
+    min_nodes: int = Field(default=2, ge=1)
+    round_timeout_s: float = Field(default=120.0, gt=0, le=86_400)
+    # How long the server waits for min_nodes sites to come online before the first round.
+    start_timeout_s: float = Field(default=120.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MLStudySpec:
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features are listed more than once")
+        outcome_columns = (
+            {self.outcome.column}
+            if isinstance(self.outcome, BinaryOutcome)
+            else {self.outcome.time_column, self.outcome.event_column}
+        )
+        if outcome_columns & set(self.features):
+            raise ValueError("an outcome column is also listed as a feature")
+        survival_model = self.model.kind == "discrete_survival"
+        if survival_model != isinstance(self.outcome, SurvivalOutcome):
+            raise ValueError(
+                "model kind discrete_survival goes with outcome kind survival, "
+                "and logistic/mlp with binary"
+            )
+        if self.strategy == "fedprox" and self.training.proximal_mu <= 0:
+            raise ValueError("strategy fedprox needs training.proximal_mu > 0")
+        if self.strategy == "fedavg" and self.training.proximal_mu > 0:
+            raise ValueError("training.proximal_mu is used only by strategy fedprox")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        lines.append(f"{where}: {err['msg']}")
+    return "invalid ML study spec: " + "; ".join(lines)
+
+
+def parse_ml_spec(raw: Any) -> MLStudySpec:
+    """Validate a decoded spec; every problem is named in one InvalidInput."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("invalid ML study spec: expected a mapping at the top level")
+    try:
+        return MLStudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(_describe(exc)) from None
+
+
+def loads_ml_spec(text: str) -> MLStudySpec:
+    """Parse JSON or YAML text (JSON is YAML, so one parser reads both)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"ML study spec is neither JSON nor YAML: {exc}") from None
+    return parse_ml_spec(raw)
+
+
+def load_ml_spec(path: Path) -> MLStudySpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read ML study spec {path}: {exc.strerror}") from None
+    return loads_ml_spec(text)
+
+
+def spec_from_json(text: str) -> MLStudySpec:
+    """The round trip used inside the Flower apps (the spec travels as JSON)."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"ML study spec is not valid JSON: {exc}") from None
+    return parse_ml_spec(raw)
