@@ -83,6 +83,7 @@ class RunContext:
     events_started: bool = False  # some event table had been read by an earlier run
     batch_size: int = 5000
     progress: ProgressHook | None = None
+    structuring: Any = None  # structuring.Tally of this run, made on first use
     _ids: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def table_counts(self, source: str, table: str) -> TableCounts:

@@ -22,9 +22,10 @@ from edge_node.pipeline.dbutil import select_in, where_in
 from edge_node.pipeline.linkage import admissions_t, patients_t, persons_t
 from edge_node.pipeline.loader import CdmWriter, cdm_table
 from edge_node.pipeline.merge import WORST_RANK, Contribution, Origin, merge
-from edge_node.pipeline.notes import SCRUBBED, scrub_notes
+from edge_node.pipeline.notes import SCRUBBED, imaging_reports, scrub_notes
 from edge_node.pipeline.persons import _conflict
 from edge_node.pipeline.records import MappedRecord, Rejection
+from edge_node.pipeline.structuring import notes_to_structure, structure_notes, tally
 
 EVENT_TABLES = {
     "operation": "procedure_occurrence",
@@ -266,8 +267,29 @@ def load_events(
                 row = build_row(ctx, target, item)
                 rows[next(iter(row.values()))] = row
                 ctx.table_counts(item.record.source, item.record.table).loaded += 1
+            fresh = notes_to_structure(writer, rows) if target == "note" else []
             writer.upsert(EVENT_TABLES[target], list(rows.values()))
+            structure_notes(ctx, writer, fresh, rows, linked)  # facts of new notes
+            if target == "imaging":
+                _load_imaging_reports(ctx, writer, linked)
     return rejected, conflicts
+
+
+def _load_imaging_reports(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> None:
+    """Each study's report (findings + impression) as a scrubbed note, structured like
+    any other (PET-CT lesions become measurements of their site)."""
+    reports, refused = imaging_reports(ctx, linked)
+    if refused:
+        tally(ctx).not_structured["report_not_scrubbable"] += refused
+    rows: dict[int, dict[str, Any]] = {}
+    for item in reports:
+        row = build_row(ctx, "note", item)
+        row["note_title"] = item.record.table[:250]
+        rows[row["note_id"]] = row
+    if rows:
+        fresh = notes_to_structure(writer, rows)
+        writer.upsert("note", list(rows.values()))
+        structure_notes(ctx, writer, fresh, rows, reports)
 
 
 def _lab_values(ctx: RunContext, item: Linked) -> dict[str, Any]:

@@ -156,3 +156,64 @@ def scrub_notes(ctx: RunContext, linked: list[Linked]) -> tuple[list[Linked], li
             continue
         kept.append(replace(item, record=with_text(item.record, text)))
     return kept, refused
+
+
+REPORT_TABLE_SUFFIX = "#report"
+_HEADINGS = {"zh": ("检查所见：", "诊断意见："), "en": ("FINDINGS:", "IMPRESSION:")}
+
+
+def report_text(findings: object, conclusion: object, modality: object) -> tuple[str, str]:
+    """An imaging study's report as one document (title line, findings, impression)
+    and its language; empty when the study has no report text."""
+    parts = [str(p).strip() for p in (findings, conclusion) if p is not None and str(p).strip()]
+    if not parts:
+        return "", "en"
+    from edge_node.structure.text import detect_lang
+
+    lang = detect_lang(" ".join(parts))
+    head_f, head_i = _HEADINGS[lang]
+    title = f"{modality} report" if lang == "en" else f"{modality}检查报告"
+    lines = [str(modality or "").strip() and title]
+    if findings is not None and str(findings).strip():
+        lines += [head_f, str(findings).strip()]
+    if conclusion is not None and str(conclusion).strip():
+        lines += [head_i, str(conclusion).strip()]
+    return "\n".join(x for x in lines if x), lang
+
+
+def imaging_reports(ctx: RunContext, linked: list[Linked]) -> tuple[list[Linked], int]:
+    """Notes made from the reports of the batch's imaging studies (findings and
+    impression), scrubbed like any note, keyed as `<table>#report` so a study and its
+    report have their own rows; and how many reports could not be scrubbed (their
+    study still loads; the report is left out, never copied raw)."""
+    policy = ctx.deid.policy
+    if policy.note_text == "omit":
+        return [], 0
+    pseudonymizer = ctx.deid.text_pseudonymizer()
+    surrogates = policy.note_identifiers == "surrogates"
+    out: list[Linked] = []
+    refused = 0
+    for item in linked:
+        f = item.record.fields
+        text, lang = report_text(f.get("findings"), f.get("conclusion"), f.get("modality"))
+        if not text:
+            continue
+        try:
+            scrubbed = scrub(
+                text,
+                lang=lang,
+                person_key=item.person_key,
+                pseudonymizer=pseudonymizer,
+                surrogates=surrogates,
+            )
+        except NoteRefused as exc:
+            log.warning("an imaging report was left out: %s", exc.code)
+            refused += 1
+            continue
+        record = replace(
+            item.record,
+            table=item.record.table + REPORT_TABLE_SUFFIX,
+            fields={"lang": lang, SCRUBBED: scrubbed},
+        )
+        out.append(replace(item, record=record))
+    return out, refused

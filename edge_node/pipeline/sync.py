@@ -48,6 +48,7 @@ from edge_node.pipeline.sealed import (
     require_sync_vault,
 )
 from edge_node.pipeline.state import PipelineRun, Watermark
+from edge_node.pipeline.structuring import take_tally
 from edge_node.store.database import upgrade_state_db
 from shared_cdm.db import make_engine, upgrade
 from shared_cdm.errors import Conflict, OncoFedError
@@ -72,6 +73,7 @@ class SyncReport:
     conflicts: int = 0
     seconds: float = 0.0
     ranks: dict[str, int] = field(default_factory=dict)
+    structuring: dict[str, Any] = field(default_factory=dict)  # structuring.Tally
 
     @property
     def balanced(self) -> bool:
@@ -85,6 +87,7 @@ class SyncReport:
             "conflicts": self.conflicts,
             "seconds": round(self.seconds, 3),
             "source_ranks": self.ranks,
+            "structuring": self.structuring,
             "tables": [
                 {"source": s, "table": t, "target": self.targets.get((s, t)), **c.as_dict()}
                 for (s, t), c in self.counts.items()
@@ -165,6 +168,7 @@ def run_sync(
                 runner.run()
                 status = "finished"
             except BaseException:
+                take_tally(ctx)
                 _finish_run(state, run_id, "failed", None)
                 raise
             finally:
@@ -180,6 +184,7 @@ def run_sync(
                 ranks={
                     f"{s}/{t}": r for (s, t), r in sorted(ctx.ranks.items(), key=lambda i: i[1])
                 },
+                structuring=take_tally(ctx),
             )
             _finish_run(state, run_id, status, report.summary())
             return report
