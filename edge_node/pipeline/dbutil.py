@@ -54,6 +54,16 @@ def row_getter(columns: Sequence[str]) -> Any:
     return (lambda row: (get(row),)) if len(columns) == 1 else get
 
 
+def ident(name: str) -> str:
+    """A column name quoted for PostgreSQL: OMOP has columns named like keywords
+    (note_nlp.offset)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def idents(names: Sequence[str]) -> str:
+    return ", ".join(map(ident, names))
+
+
 def copy_rows(
     conn: sa.Connection,
     target: str,
@@ -73,7 +83,7 @@ def copy_rows(
             oids = pg_column_types(conn, types_of or target)
     with (
         _dbapi(conn).cursor() as cursor,
-        cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+        cursor.copy(f"COPY {target} ({idents(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.set_types([oids[c] for c in columns])
         for row in rows:
@@ -129,10 +139,10 @@ def _pg_copy_upsert(
                 # Staged as timestamptz: the INSERT converts it in the session's
                 # time zone, as a timestamptz parameter of executemany is.
                 oids[c] = _TIMESTAMPTZ
-                staged.append(f"{c}::timestamptz AS {c}")
+                staged.append(f"{ident(c)}::timestamptz AS {ident(c)}")
                 continue
-        staged.append(c)
-    names = ", ".join(columns)
+        staged.append(ident(c))
+    names = idents(columns)
     stage = f"_oncofed_up_{table.name}"
     rows = _dedupe(rows, keys, update, insert_only)
     if defaults:
@@ -146,14 +156,14 @@ def _pg_copy_upsert(
     copy_rows(conn, stage, columns, map(row_getter(columns), rows), oids=oids)
     changing = [c for c in given if c not in keys and c not in insert_only]
     action = (
-        "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in changing)
+        "DO UPDATE SET " + ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}" for c in changing)
         if update and changing
         else "DO NOTHING"
     )
     with _dbapi(conn).cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} "
-            f"ON CONFLICT ({', '.join(keys)}) {action}"
+            f"ON CONFLICT ({idents(keys)}) {action}"
         )
         cursor.execute(f"DROP TABLE {stage}")
     return True
@@ -215,13 +225,14 @@ def update_rows(
         with _dbapi(conn).cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-                f"SELECT {', '.join(columns)} FROM {table.name} WITH NO DATA"
+                f"SELECT {idents(columns)} FROM {table.name} WITH NO DATA"
             )
         copy_rows(conn, stage, columns, map(row_getter(columns), latest), types_of=table.name)
         with _dbapi(conn).cursor() as cursor:
-            sets = ", ".join(f"{c} = s.{c}" for c in changing)
+            sets = ", ".join(f"{ident(c)} = s.{ident(c)}" for c in changing)
             cursor.execute(
-                f"UPDATE {table.name} AS t SET {sets} FROM {stage} AS s WHERE t.{key} = s.{key}"
+                f"UPDATE {table.name} AS t SET {sets} FROM {stage} AS s "
+                f"WHERE t.{ident(key)} = s.{ident(key)}"
             )
             cursor.execute(f"DROP TABLE {stage}")
         return

@@ -14,6 +14,8 @@ from edge_node.pipeline.dbutil import (
     COPY_THRESHOLD,
     chunks,
     copy_rows,
+    ident,
+    idents,
     row_getter,
     upsert,
     where_in,
@@ -113,20 +115,22 @@ class CdmWriter:
             )
             self._staged.add(stage)
         columns = list(rows[0].keys())
-        names = ", ".join(columns)
+        names = idents(columns)
         keys = [c.name for c in table.primary_key.columns]
         dbapi: Any = self.conn.connection.driver_connection
         with dbapi.cursor() as cursor:
             cursor.execute(f"TRUNCATE {stage}")
         self._copy_into(stage, rows, types_of=table.name)
         with dbapi.cursor() as cursor:
-            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
+            updates = ", ".join(
+                f"{ident(c)} = EXCLUDED.{ident(c)}" for c in columns if c not in keys
+            )
             action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
             # DISTINCT ON keeps one row per key: ON CONFLICT cannot touch a row twice.
             cursor.execute(
                 f"INSERT INTO {table.name} ({names}) "
-                f"SELECT DISTINCT ON ({', '.join(keys)}) {names} FROM {stage} "
-                f"ON CONFLICT ({', '.join(keys)}) {action}"
+                f"SELECT DISTINCT ON ({idents(keys)}) {names} FROM {stage} "
+                f"ON CONFLICT ({idents(keys)}) {action}"
             )
 
     def existing(self, name: str, ids: Iterable[int]) -> dict[int, sa.Row[Any]]:

@@ -18,11 +18,11 @@ def _table() -> sa.Table:
         sa.MetaData(),
         sa.Column("k", sa.String(20), primary_key=True),
         sa.Column("n", sa.BigInteger),
-        sa.Column("x", sa.Float),
+        sa.Column("offset", sa.Float),  # SQL keywords, as OMOP has (note_nlp.offset)
         sa.Column("d", sa.Date),
         sa.Column("at", sa.DateTime),  # written with aware values, as the quarantine is
         sa.Column("doc", sa.JSON),
-        sa.Column("first", sa.Integer),
+        sa.Column("order", sa.Integer),
         sa.Column("flag", sa.Boolean, default=True, nullable=False),
     )
 
@@ -33,11 +33,11 @@ def _rows(n: int, run: int) -> list[dict[str, Any]]:
         {
             "k": f"key'\"{i % (n - 3)}",  # a few repeated keys: the later row wins
             "n": i * 7,
-            "x": i / 3,
+            "offset": i / 3,
             "d": date(2020, 1, 1) + timedelta(days=i),
             "at": at + timedelta(minutes=i),
             "doc": {"raw": f"row {i}", "run": run},
-            "first": run,
+            "order": run,
         }
         for i in range(n)
     ]
@@ -53,10 +53,10 @@ def _write(url: str, n: int, threshold: int, monkeypatch: pytest.MonkeyPatch) ->
             table.create(conn)
         for run in (1, 2):
             with engine.begin() as conn:
-                dbutil.upsert(conn, table, _rows(n, run), insert_only=["first"])
+                dbutil.upsert(conn, table, _rows(n, run), insert_only=["order"])
         with engine.begin() as conn:
             dbutil.update_rows(
-                conn, table, "k", [{"k": f"key'\"{i % 50}", "n": -i} for i in range(n)]
+                conn, table, "k", [{"k": f"key'\"{i % 50}", "offset": -i} for i in range(n)]
             )
         with engine.connect() as conn:
             keys = [f"key'\"{i}" for i in range(0, n, 2)] + ["absent" * 5]
