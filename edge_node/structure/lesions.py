@@ -9,9 +9,12 @@ The rules (documented with examples in `devset/README-petct.md`):
 - a part describes a lesion when it holds a lesion word or a measurement that is not
   negated; a site listed with the next one ("左肺门、纵隔见淋巴结", "hilar and
   subcarinal nodes") shares that one's description;
-- parts are keyed by site (other organs by organ); one record per key, so several
-  nodes of one station group or several bone lesions make one lesion (largest size,
-  highest SUVmax);
+- one record per distinct lesion: a findings part at a site that already has a
+  lesion is a new lesion when both carry their own measurement (two liver lesions
+  each with a size); a group described with one measurement ("多发骨转移", "nodes at
+  4R and 7, the largest 1.3 cm") stays one lesion (largest size, highest SUVmax);
+- an impression mention at a site with several lesions judges the one whose value
+  or station it repeats, the one of the same rank, or else all of them;
 - size and SUVmax come from the findings (the impression when the findings give
   none), tendency from the impression (the findings when the impression is silent).
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -54,6 +57,7 @@ class SiteHit:
     site: str
     detail: str = ""  # organ for site "other", side for a lung named without its lobe
     weak: bool = False  # a lung without its lobe ("右肺", "lung cancer")
+    several: bool = False  # consecutive mentions of one site merged ("纵隔4R区、7区")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -80,6 +84,12 @@ class Part:
     noun: bool = False
     physio: bool = False
     historical: bool = False  # "右肺上叶切除术后", "status post right upper lobectomy"
+    recommend: bool = False  # named only inside a recommendation ("建议…除外脑转移")
+    norm_text: str = ""  # the part's normalised text, for matching by station label
+    unit: int = -1  # start of the unit (clause) the part is in
+    # one site, several lesions measured "respectively" ("肝S4及S7段见两枚低密度灶，大小分别
+    # 约2.3cm、1.5cm，SUVmax分别为7.1、4.9"): (size, SUVmax) of each
+    split: list[tuple[float | None, float | None]] = field(default_factory=list)
     node: bool = False  # a node word ("淋巴结", "node") in the part
     abnormal: bool = False  # a lesion word other than a node word
     borrowed: bool = False  # judged only by the site listed after it
@@ -161,6 +171,24 @@ class Vocab:
     mass_word: re.Pattern[str]
     generic_node: re.Pattern[str]
     conj: re.Pattern[str]
+    physio_strong: re.Pattern[str]
+    resolved: re.Pattern[str]
+    tneg_pre: re.Pattern[str]
+    tneg_post: re.Pattern[str]
+    recommend: re.Pattern[str]
+    size_bound: re.Pattern[str]
+    another: re.Pattern[str]
+    comparison: re.Pattern[str]
+    stage: re.Pattern[str]
+    simplified: dict[int, str]
+    same_lobe: re.Pattern[str]
+    rest: re.Pattern[str]
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    """Vocabulary patterns use ASCII word boundaries, so an English word next to a
+    Chinese one still counts as a word ("RUL癌", "LN转移")."""
+    return re.compile(pattern, re.ASCII)
 
 
 @lru_cache(maxsize=1)
@@ -168,12 +196,12 @@ def vocab() -> Vocab:
     spec: dict[str, Any] = data(DATA)
     sites: list[tuple[re.Pattern[str], str, str, bool]] = []
     for site, pats in spec["sites"].items():
-        sites += [(re.compile(p), site, "", False) for p in pats]
+        sites += [(_rx(p), site, "", False) for p in pats]
     for organ, pats in spec["other_organs"].items():
-        sites += [(re.compile(p), "other", organ, False) for p in pats]
+        sites += [(_rx(p), "other", organ, False) for p in pats]
     for side, pats in spec["lung_generic"].items():
         if side != "comment":
-            sites += [(re.compile(p), "other", f"lung:{side}", True) for p in pats]
+            sites += [(_rx(p), "other", f"lung:{side}", True) for p in pats]
     vert = spec["vertebra_levels"]
     st = spec["stations"]
     station_site = {n: "supraclavicular_lymph_node" for n in st["supraclavicular"]}
@@ -182,59 +210,77 @@ def vocab() -> Vocab:
     cues, nouns, nl = spec["lesion_cues"], spec["lesion_nouns"], spec["not_a_lesion"]
     neg = spec["negation"]
     tendency = {
-        cat: re.compile("|".join(f"(?:{p})" for p in pats))
-        for cat, pats in spec["tendency"].items()
+        cat: _rx("|".join(f"(?:{p})" for p in pats)) for cat, pats in spec["tendency"].items()
     }
-    tendency["malignant"] = re.compile(tendency["malignant"].pattern + r"|(?<![a-z])mt(?![a-z])")
+    tendency["malignant"] = _rx(tendency["malignant"].pattern + r"|(?<![a-z])mt(?![a-z])")
     return Vocab(
         sites=sites,
-        vertebra=re.compile(vert["pattern"]),
-        vertebra_near=re.compile(_mixed(vert["near"])),
+        vertebra=_rx(vert["pattern"]),
+        vertebra_near=_rx(_mixed(vert["near"])),
         vertebra_window=int(vert["window"]),
-        stations=[re.compile(p) for p in st["patterns"]],
-        station_list=re.compile(st["list_pattern"]),
+        stations=[_rx(p) for p in st["patterns"]],
+        station_list=_rx(st["list_pattern"]),
         station_site=station_site,
-        lesion_cue=re.compile(_both(cues)),
-        lesion_noun=re.compile(_both(nouns)),
-        before=re.compile("(?:" + _mixed(nl["before"]) + r")\s*(?:the\s+)?(?:[a-z]+\s+)?$"),
-        after=re.compile(r"\s*(?:" + _mixed(nl["after"]) + ")"),
-        reference=re.compile(_mixed(nl["reference"])),
-        physio=re.compile(_mixed(nl["physiological"])),
-        neg_pre={k: re.compile(_words(neg[f"{k}_pre"], k)) for k in ("zh", "en")},
-        neg_post={k: re.compile(_words(neg[f"{k}_post"], k)) for k in ("zh", "en")},
-        neg_break={k: re.compile(_words(neg[f"{k}_break"], k)) for k in ("zh", "en")},
+        lesion_cue=_rx(_both(cues)),
+        lesion_noun=_rx(_both(nouns)),
+        before=_rx("(?:" + _mixed(nl["before"]) + r")\s*(?:the\s+)?(?:[a-z]+\s+)?$"),
+        after=_rx(r"\s*(?:" + _mixed(nl["after"]) + ")"),
+        reference=_rx(_mixed(nl["reference"])),
+        physio=_rx(_mixed(nl["physiological"])),
+        neg_pre={k: _rx(_words(neg[f"{k}_pre"], k)) for k in ("zh", "en")},
+        neg_post={k: _rx(_words(neg[f"{k}_post"], k)) for k in ("zh", "en")},
+        neg_break={k: _rx(_words(neg[f"{k}_break"], k)) for k in ("zh", "en")},
         tendency=tendency,
-        node_word=re.compile("|".join(spec["role_rules"]["node_words"])),
+        node_word=_rx("|".join(spec["role_rules"]["node_words"])),
         distant=frozenset(spec["role_rules"]["distant"]),
-        ignore_heading=re.compile(
+        ignore_heading=_rx(
             r"(?:^|(?<=\n)|(?<=\.\s))[ \t#*\[]*(?:(?P<line>"
             + _alts(spec["ignore_headings"]["line"])
             + ")|(?P<sentence>"
             + _alts(spec["ignore_headings"]["sentence"])
             + r"))[ \t\]]*:"
         ),
-        extra_heading=re.compile(
+        extra_heading=_rx(
             r"(?:^|(?<=\n))[ \t#*\[]*(?:(?P<find>"
             + _alts(spec["extra_headings"]["findings"])
             + ")|(?P<imp>"
             + _alts(spec["extra_headings"]["impression"])
             + r"))[ \t\]]*(?::|\n)"
         ),
-        historical=re.compile(_mixed(nl["historical"])),
+        historical=_rx(_mixed(nl["historical"])),
         combined=[
-            (re.compile(k), list(val))
-            for k, val in spec["combined_sites"].items()
-            if k != "comment"
+            (_rx(k), list(val)) for k, val in spec["combined_sites"].items() if k != "comment"
         ],
-        generic_node=re.compile(spec["role_rules"]["generic_node"]["pattern"]),
-        mass_word=re.compile("|".join(spec["central_mass"]["mass_words"])),
-        prior=re.compile(_mixed(nl["prior"])),
-        conj=re.compile(
+        generic_node=_rx(spec["role_rules"]["generic_node"]["pattern"]),
+        mass_word=_rx("|".join(spec["central_mass"]["mass_words"])),
+        prior=_rx(_mixed(nl["prior"])),
+        conj=_rx(
             r"^(?:\s|,|、|"
             + _words(spec["conjunctions"]["zh"], "zh")
             + "|"
             + _words(spec["conjunctions"]["en"], "en")
             + r")+$"
+        ),
+        physio_strong=_rx(_mixed(nl["physiological_strong"])),
+        resolved=_rx(_mixed(nl["resolved"])),
+        tneg_pre=_rx("(?:" + _mixed(spec["tendency_negation"]["pre"]) + r")[^,;:]{0,25}$"),
+        tneg_post=_rx(r"^[^,;:]{0,6}(?:" + _mixed(spec["tendency_negation"]["post"]) + ")"),
+        recommend=_rx("|".join(spec["recommendation"]["words"])),
+        stage=_rx(spec["stage_statement"]["pattern"]),
+        comparison=_rx(_mixed(nl["comparison"])),
+        another=_rx("(?:" + "|".join(spec["another_lesion"]["words"]) + ")"),
+        simplified={
+            ord(t): s
+            for t, s in zip(
+                spec["traditional_chars"]["map"][::2],
+                spec["traditional_chars"]["map"][1::2],
+                strict=True,
+            )
+        },
+        same_lobe=_rx("|".join(spec["same_lobe"]["patterns"])),
+        rest=_rx("|".join(spec["rest_of_site"]["words"])),
+        size_bound=_rx(
+            "(?:" + _mixed(spec["size_bounds"]["words"]) + r")\s*(?:约|approx\w*\.?|about)?\s*$"
         ),
     )
 
@@ -242,7 +288,7 @@ def vocab() -> Vocab:
 # --------------------------------------------------------------------------- numbers
 
 _NUM = r"(\d+(?:\.\d+)?)"
-_UNIT = r"(cm|mm|厘米|毫米)"
+_UNIT = r"(cm|mm|厘米|毫米|公分|公厘|㎝|㎜)"
 _SIZE = re.compile(
     rf"(?<![\d.a-z]){_NUM}\s*{_UNIT}?(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?"
     rf"(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?(?![a-z0-9])"
@@ -250,7 +296,7 @@ _SIZE = re.compile(
 _SUV = re.compile(
     r"(?:suv\s*[-_]?\s*max|suv\s*\(\s*max\s*\)|max(?:imum|\.)?\s+suv|suv\s*最大值|最大标准摄取值(?:\s*\(\s*suv\s*max\s*\))?"
     r"|最大摄取值|suv(?!\s*(?:mean|peak|avg|平均|均值|lbm|bw\s*mean)))"
-    r"(?:\s|[:=()~≈]|值|约|为|达|高达|是|分别"
+    r"(?:\s|[:=()~≈]|值|约|为|达|高达|是|分别|早期相?|\bearly\b"
     r"|\bof\b|\bup to\b|\bwas\b|\bis\b|\bapprox\w*\.?|\babout\b)*"
     r"(\d+(?:\.\d+)?)(?:\s*(?:-|~|至|to)\s*(\d+(?:\.\d+)?))?"
 )
@@ -276,7 +322,9 @@ def sizes(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
         unit = got[-1][1]
         for n, u in reversed(got):
             unit = u or unit
-            vals.append(float(n) / (10.0 if unit in ("mm", "毫米") else 1.0))
+            vals.append(float(n) / (10.0 if unit in ("mm", "毫米", "公厘", "㎜") else 1.0))
+        if vocab().size_bound.search(norm, max(0, m.start() - 12), m.start()):
+            continue  # "短径均<1.0cm": a threshold, not a measurement
         if 0 < max(vals) <= MAX_SIZE_CM:
             out.append(Number(m.start(), m.end(), round(max(vals), 2)))
     return out
@@ -306,11 +354,26 @@ def _table_suvs(norm: str) -> list[Number]:
     return out
 
 
+_SUV_CHANGE = re.compile(
+    r"(?:suv\s*max|suv|最大标准摄取值)[^0-9;,.]{0,24}?(?:(?:由|从|\bfrom\b)\s*(\d+(?:\.\d+)?)"
+    r"[^0-9;,]{0,12}?(?:至|到|\bto\b|->|→)|(\d+(?:\.\d+)?)\s*(?:->|→))\s*(\d+(?:\.\d+)?)"
+)
+
+
 def suvs(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
-    """SUVmax statements; a range ("SUVmax 5.2-7.8") gives its upper end."""
+    """SUVmax statements; a range ("SUVmax 5.2-7.8") gives its upper end, a change
+    ("SUVmax由14.2降至3.3", "SUVmax fell from 13.6 to 4.1", "SUVmax 9.0 -> 4.2") its
+    current value."""
     out = []
     stop = len(norm) if end is None else end
+    changes = [(m.start(), m.end()) for m in _SUV_CHANGE.finditer(norm, start, stop)]
+    out += [
+        Number(m.start(), m.end(), float(m.group(3)))
+        for m in _SUV_CHANGE.finditer(norm, start, stop)
+    ]
     for m in _SUV.finditer(norm, start, stop):
+        if any(a <= m.start() < b for a, b in changes):
+            continue
         vals = [float(g) for g in m.groups() if g is not None]
         out.append(Number(m.start(), m.end(), max(vals)))
     out += [n for n in _table_suvs(norm) if start <= n.start and n.end <= stop]
@@ -323,6 +386,11 @@ def suvs(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
 
 
 # --------------------------------------------------------------------------- sites
+
+
+def simplify(norm: str) -> str:
+    """Traditional characters of the report vocabulary as simplified ones, one for one."""
+    return norm.translate(vocab().simplified)
 
 
 def site_hits(norm: str) -> list[SiteHit]:
@@ -354,6 +422,12 @@ def site_hits(norm: str) -> list[SiteHit]:
                 raw.append(SiteHit(at, m.start(1) + n.end(), station))
     for pat, both in v.combined:
         raw += [SiteHit(m.start(), m.end(), "combined", "|".join(both)) for m in pat.finditer(norm)]
+    for m in v.same_lobe.finditer(norm):
+        # "同叶后段另见一小结节": the lobe named last
+        lobes = [h for h in raw if h.site in LOBES and h.end <= m.start()]
+        if lobes:
+            last = max(lobes, key=lambda h: h.start)
+            raw.append(SiteHit(m.start(), m.end(), last.site))
     raw.sort(key=lambda h: (h.start, -(h.end - h.start)))
     out: list[SiteHit] = []
     for h in raw:
@@ -415,15 +489,15 @@ def _is_reference(norm: str, hit: SiteHit, lo: int, hi: int) -> bool:
 # --------------------------------------------------------------------------- negation
 
 
-def _lang(lang: str) -> str:
-    return "zh" if lang == "zh" else "en"
-
-
 def negated_before(text: str, norm: str, pos: int, lo: int, lang: str) -> bool:
     """A negation cue earlier in the unit governs `pos` ("未见A、B", "no A, B or C"):
     no break word ("见", "with") between; in Chinese a full comma ends the reach, an
-    enumeration comma does not."""
-    lg = _lang(lang)
+    enumeration comma does not. Both languages' cues are tried: mixed reports
+    ("PET/CT report（18F-FDG）… 脑未见异常") are common and the cue sets do not overlap."""
+    return any(_negated_before(text, norm, pos, lo, lg) for lg in ("zh", "en"))
+
+
+def _negated_before(text: str, norm: str, pos: int, lo: int, lg: str) -> bool:
     v = vocab()
     lo = max(lo, pos - 60)
     last = None
@@ -443,7 +517,10 @@ def negated_after(text: str, norm: str, hit: SiteHit, hi: int, lang: str) -> boo
     """A negation right after the site ("肝脏未见异常", "纵隔淋巴结未见肿大",
     "adrenal glands are unremarkable") -- not after a lesion noun, which makes it a
     property ("甲状腺结节未见FDG摄取")."""
-    lg = _lang(lang)
+    return any(_negated_after(text, norm, hit, hi, lg) for lg in ("zh", "en"))
+
+
+def _negated_after(text: str, norm: str, hit: SiteHit, hi: int, lg: str) -> bool:
     v = vocab()
     m = v.neg_post[lg].search(norm, hit.end, min(hi, hit.end + 45))
     if m is None:
@@ -468,6 +545,8 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
     label: list[str | None] = [None] * len(norm)
     has_findings = any(s.name == "findings" for s in secs)
     cuts = [s.end for s in secs] + [m.start() for m in v.extra_heading.finditer(norm)]
+    starts = [s.start for s in secs if s.name not in IGNORED_SECTIONS and s.name != "body"]
+    starts += [m.start() for m in v.extra_heading.finditer(norm)]
     for s in secs:
         e = s.end
         # the heading finder can take "8" of "SUV 8.8.\nIMPRESSION" for an item
@@ -485,6 +564,12 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
         else:
             kind = "impression" if s.name in ("impression", "diagnosis") else "findings"
         label[s.start : e] = [kind] * (e - s.start)
+        if kind is None and not has_findings and s.name in ("clinical", "history"):
+            # no findings heading: the clinical note ends at the next labelled line
+            # ("Indication: …\nObservations:\n- …", "Clinical: …\nChest: mass …")
+            nxt = _NEXT_LABEL.search(norm, s.start, e)
+            if nxt:
+                label[nxt.start() : e] = ["findings"] * (e - nxt.start())
     for m in v.extra_heading.finditer(norm):
         kind = "impression" if m.group("imp") else "findings"
         e = min([c for c in cuts if c > m.end()] + [len(norm)])
@@ -492,6 +577,9 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
     for m in v.ignore_heading.finditer(norm):
         stop = re.compile(r"\n") if m.group("line") else re.compile(r"\n|[。;]|\.(?=\s)")
         e = (stop.search(norm, m.end()) or re.search(r"$", norm)).start()  # type: ignore[union-attr]
+        # a one-paragraph report ("History: … Findings: … Impression: …"): the
+        # ignored heading ends where the next section begins
+        e = min([c for c in starts if m.end() <= c < e] + [e])
         label[m.start() : e] = [None] * (e - m.start())
     out: list[tuple[int, int, str]] = []
     i = 0
@@ -504,6 +592,9 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
             out.append((i, j, kind))
         i = j
     return out
+
+
+_NEXT_LABEL = re.compile(r"(?<=\n)[ \t]*[a-z\u4e00-\u9fff][a-z /\u4e00-\u9fff]{1,28}:")
 
 
 def _units(norm: str, regions: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -569,14 +660,17 @@ def _parts_of_unit(
         if not h.detail.startswith("lung:")
         or not any(h.detail == "lung:any" or lobe.startswith(h.detail[5:]) for lobe in lobes)
     ]
-    # consecutive mentions of one site are one head ("纵隔4R区、7区")
+    # consecutive mentions of one site are one head ("纵隔4R区、7区"), unless the
+    # findings give them one value each ("paratracheal, subcarinal … respectively")
+    each = kind == "findings" and bool(re.search(r"respectively|分别", norm[a:b]))
     merged: list[SiteHit] = []
     for h in heads:
-        if merged and merged[-1].key == h.key:
+        if merged and merged[-1].key == h.key and not each:
             gap = norm[merged[-1].end : h.start]
-            if not (v.lesion_cue.search(gap) or _SIZE.search(gap) or _SUV.search(gap)):
+            ga, gb = merged[-1].end, h.start
+            if not (v.lesion_cue.search(gap) or sizes(norm, ga, gb) or suvs(norm, ga, gb)):
                 last = merged[-1]
-                merged[-1] = SiteHit(last.start, h.end, last.site, last.detail, last.weak)
+                merged[-1] = SiteHit(last.start, h.end, last.site, last.detail, last.weak, True)
                 continue
         merged.append(h)
     if not merged:
@@ -591,17 +685,46 @@ def _parts_of_unit(
     bounds.append(b)
     parts: list[Part] = []
     for i, hit in enumerate(merged):
-        p = Part(hit, bounds[i], bounds[i + 1], kind)
+        p = Part(hit, bounds[i], bounds[i + 1], kind, norm_text=norm[bounds[i] : bounds[i + 1]])
         p.negated = negated_before(text, norm, hit.start, a, lang) or negated_after(
             text, norm, hit, b, lang
         )
+        p.recommend = kind == "impression" and bool(v.recommend.search(norm, a, hit.start))
+        p.unit = a
         _read(text, norm, p, a, b, lang)
         parts.append(p)
     _central_mass(norm, parts, in_unit)
-    _share(norm, parts)
+    _share(text, norm, parts)
     _pool_cues(parts)
+    _resolved(text, norm, parts, lang)
     _respectively(norm, parts)
+    if kind == "impression":
+        parts = _restated(parts)
     return parts
+
+
+def _restated(parts: list[Part]) -> list[Part]:
+    """ "Multiple bilateral pulmonary nodules, consistent with pulmonary metastases",
+    "双肺多发小结节，考虑肺内转移": the site named again right after an unjudged mention
+    is that mention's judgement, not another lesion."""
+    out: list[Part] = []
+    for p in parts:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.hit.key == p.hit.key
+            and not judged(prev.cues)
+            and judged(p.cues)
+            and not p.noun
+            and prev.shared_from is None
+            and p.shared_from is None
+        ):
+            prev.cues |= p.cues
+            prev.end = p.end
+            prev.norm_text += p.norm_text
+            continue
+        out.append(p)
+    return out
 
 
 def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
@@ -638,7 +761,12 @@ def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
     p.node = bool(v.node_word.search(norm, p.start, p.end))
     a, b = _chunk(norm, p.hit.start, ua, ub)
     physio = v.physio.search(norm, p.start, p.end) or v.physio.search(norm, a, b)
-    p.physio = bool(physio) and not p.noun
+    # "呈生理性显影", "physiologic activity in …" governs even a noun-like word
+    strong = v.physio_strong.search(norm, p.start, p.end) or v.physio_strong.search(norm, a, b)
+    p.physio = bool(strong) or (bool(physio) and not p.noun)
+    if v.resolved.search(norm, p.hit.end, p.end):
+        # "原纵隔7区高代谢淋巴结现已不明显", "… has resolved": gone, like an absent lesion
+        p.negated = True
 
 
 def _cues(text: str, norm: str, p: Part, start: int, end: int, ua: int, lang: str) -> None:
@@ -649,6 +777,11 @@ def _cues(text: str, norm: str, p: Part, start: int, end: int, ua: int, lang: st
                 text, norm, m.start(), ua, lang
             ):
                 continue
+            if cat in ("malignant", "metastasis", "primary") and (
+                v.tneg_pre.search(norm[max(ua, m.start() - 40) : m.start()])
+                or v.tneg_post.search(norm[m.end() : m.end() + 25])
+            ):
+                continue  # "favour infection rather than malignancy"
             p.cues.add(cat)
 
 
@@ -663,11 +796,23 @@ def _prior(norm: str, pos: int, lo: int) -> bool:
 
 
 def _in_reference_chunk(norm: str, pos: int, lo: int, hi: int) -> bool:
+    """The value's comma chunk names a reference region. A bracket belongs to the words
+    before it, not they to it: "SUVmax 6.8 (liver reference SUVmax 2.4)" keeps 6.8 and
+    drops 2.4."""
     a, b = _chunk(norm, pos, lo, hi)
-    return bool(vocab().reference.search(norm, a, b))
+    opened = norm.rfind("(", a, pos)
+    if opened != -1 and norm.find(")", opened, pos) == -1:
+        close = norm.find(")", pos, b)
+        # the bracket and the words that name it ("below blood pool (SUVmax 1.9)",
+        # "below liver (SUVmax 2.5)")
+        v = vocab()
+        stop = close if close != -1 else b
+        return bool(v.reference.search(norm, a, stop) or v.comparison.search(norm, a, opened))
+    chunk = re.sub(r"\([^()]*\)", lambda m: " " * len(m.group(0)), norm[a:b])
+    return bool(vocab().reference.search(chunk))
 
 
-def _share(norm: str, parts: list[Part]) -> None:
+def _share(text: str, norm: str, parts: list[Part]) -> None:
     """A site listed before the next one with nothing of its own shares its description."""
     for i in range(len(parts) - 2, -1, -1):
         p, nxt = parts[i], parts[i + 1]
@@ -682,9 +827,14 @@ def _share(norm: str, parts: list[Part]) -> None:
             p.shared_from = src
             p.lesion_cue = p.lesion_cue or src.lesion_cue
             p.abnormal = p.abnormal or src.abnormal
-            p.noun, p.physio, p.node = src.noun, src.physio, p.node or src.node
+            p.noun, p.node = src.noun, p.node or src.node
+            p.physio = p.physio or src.physio
             p.negated = nxt.negated
-        elif not judged(p.cues) and p.section == "impression" and _joined(norm, tail):
+        elif (
+            not judged(p.cues)
+            and p.section == "impression"
+            and _joined(text, p.hit.end, nxt.hit.start)
+        ):
             # "RML consolidation and mediastinal adenopathy, consistent with infection"
             p.cues = set((nxt.shared_from or nxt).cues if nxt.shared_from else nxt.cues)
             p.borrowed = True
@@ -718,13 +868,37 @@ def _central_mass(norm: str, parts: list[Part], unit_hits: list[SiteHit]) -> Non
             p.hit = SiteHit(p.hit.start, p.hit.end, h.site)
 
 
+_EARLIER = re.compile(r"(?:原(?!发)|\bpreviously\b|\bprior\b|前次|上次)[^,;:]{0,16}$")
+
+
+def _resolved(text: str, norm: str, parts: list[Part], lang: str) -> None:
+    """A lesion of the earlier study with no uptake now ("原左肺门及纵隔7区肿大淋巴结现
+    均明显缩小，未见FDG摄取增高") has resolved metabolically: like an absent lesion."""
+    for src in parts:
+        if src.shared_from is not None or src.suvs:
+            continue
+        group = [p for p in parts if p.shared_from is src] + [src]
+        first = min(group, key=lambda p: p.hit.start)
+        if not _EARLIER.search(norm[first.start : first.hit.start]):
+            continue
+        tail = norm[src.hit.end : src.end]
+        v = vocab()
+        if v.resolved.search(tail) or v.neg_pre["zh"].search(tail) or v.neg_pre["en"].search(tail):
+            for p in group:
+                p.negated = True
+
+
 def _pool_cues(parts: list[Part]) -> None:
     """Sites listed together share the judgement stated anywhere in the list
-    ("metastatic adenopathy at stations 10L and 5")."""
+    ("metastatic adenopathy at stations 10L and 5"), and a physiological word before
+    the list covers the whole list ("physiologic activity in the brain, tonsils and …")."""
     for src in parts:
         group = [p for p in parts if p.shared_from is src]
         for p in group:
             src.cues |= p.cues
+        if group and any(p.physio for p in group) and not src.sizes and not src.suvs:
+            for p in [*group, src]:
+                p.physio = True
 
 
 def _respectively(norm: str, parts: list[Part]) -> None:
@@ -747,6 +921,18 @@ def _respectively(norm: str, parts: list[Part]) -> None:
             for p, val in zip(group, found, strict=True):
                 p.size_own = val
             src.sizes = [found[-1]]
+    for p in parts:
+        # one site, several values "respectively": as many lesions there
+        if p.shared_from is not None or any(q.shared_from is p for q in parts):
+            continue
+        if p.section != "findings" or not re.search(r"respectively|分别", p.norm_text):
+            continue
+        m = _RESPECTIVELY.search(p.norm_text)
+        sv = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", m.group(1))] if m else []
+        sz = [n.value for n in sizes(norm, p.start, p.end)]
+        k = max(len(sv), len(sz))
+        if k >= 2 and len(sv) in (0, k) and len(sz) in (0, k):
+            p.split = [(sz[i] if sz else None, sv[i] if sv else None) for i in range(k)]
 
 
 def _conj_only(tail: str) -> bool:
@@ -759,9 +945,15 @@ def _conj_only(tail: str) -> bool:
     return not tail.strip() or bool(vocab().conj.match(tail))
 
 
-def _joined(norm: str, tail: str) -> bool:
-    """The tail ends in "and"/"及" (not a comma): the two sites share one judgement."""
-    return bool(re.search(r"(?:\band|及|和|与|以及|/)\s*$", tail))
+def _joined(text: str, a: int, b: int) -> bool:
+    """The tail [a, b) between two sites ends in "and"/"及"/"、" (not a full comma), give
+    or take a few words before the next site ("nodule and new left femoral neck",
+    "多发及全身多处骨骼"): the two sites share one judgement."""
+    tail = text[a:b].lower()
+    return bool(
+        re.search(r"(?:\band|/)(?:\s+[a-z-]+){0,3}\s*$", tail)
+        or re.search(r"(?:及|和|与|以及|、)[^\s,，;；:：。]{0,4}$", tail.rstrip())
+    )
 
 
 def _measures(p: Part) -> tuple[list[float], list[float], set[str]]:
@@ -788,25 +980,40 @@ def all_parts(text: str, norm: str, lang: str, secs: list[Section]) -> list[Part
             parts += new
             last[kind] = new[-1]
         elif not unit_hits and kind in last:
-            _continue_unit(text, norm, lang, last[kind], a, b)
+            other = _continue_unit(text, norm, lang, last[kind], a, b)
+            if other is not None:
+                parts.append(other)
+                last[kind] = other
     return parts
 
 
-def _continue_unit(text: str, norm: str, lang: str, p: Part, a: int, b: int) -> None:
+def _continue_unit(text: str, norm: str, lang: str, p: Part, a: int, b: int) -> Part | None:
     """A unit without a site on the same line continues the part before it
-    ("肝内见多发低密度灶。大者约3.4cm" ; "segment 7, 2.6 cm, SUV 8.1")."""
+    ("肝内见多发低密度灶。大者约3.4cm" ; "segment 7, 2.6 cm, SUV 8.1"), or, when it
+    describes a lesion measured on its own after one already measured ("…SUVmax
+    10.5；另见一结节状高代谢灶，直径约0.9cm，SUVmax 7.8"), is another lesion there."""
     if "\n" in norm[p.end : a] or re.match(r"\s*\d+\s*[.,)]", norm[a:b]):
-        return
+        return None
     if p.negated or p.shared_from is not None:
-        return
-    extra = Part(p.hit, a, b, p.section)
+        return None
+    v = vocab()
+    if v.stage.match(norm, a, b):
+        return None  # "Stage T2a N2 M0.": the patient's stage, no lesion's judgement
+    extra = Part(p.hit, a, b, p.section, norm_text=norm[a:b])
     _read(text, norm, extra, a, b, lang)
     if negated_before(text, norm, a, a, lang):
-        return
+        return None
+    if p.section == "impression" and extra.noun:
+        return None  # "Calcified granuloma, benign.": a sentence about another lesion
+    measured = (extra.sizes and p.sizes) or (extra.suvs and p.suvs)
+    if measured and (extra.noun or extra.abnormal or v.another.match(norm, a, b)):
+        return extra
     p.sizes += extra.sizes
     p.suvs += extra.suvs
     p.cues |= extra.cues
     p.end = b
+    p.norm_text = norm[p.start : b]
+    return None
 
 
 def _qualifies(p: Part) -> bool:
@@ -827,16 +1034,25 @@ def _qualifies(p: Part) -> bool:
 
 def build(text: str, norm: str, lang: str, secs: list[Section]) -> list[Lesion]:
     parts = [p for p in all_parts(text, norm, lang, secs) if not p.negated]
-    lesions: dict[tuple[str, str], Lesion] = {}
+    lesions: list[Lesion] = []
     pending: list[Part] = []
     for p in sorted(parts, key=lambda q: q.hit.start):
         if p.section == "impression":
             pending.append(p)
             continue
+        same = [les for les in lesions if les.key == p.hit.key]
+        if p.split and _qualifies(p):
+            for sz, sv in p.split:
+                one = replace(p, sizes=[sz] if sz else [], suvs=[sv] if sv else [], split=[])
+                lesions.append(Lesion(p.hit.key, p.hit.site, [one]))
+            continue
         if _qualifies(p):
-            lesions.setdefault(p.hit.key, Lesion(p.hit.key, p.hit.site)).parts.append(p)
-        elif p.hit.key in lesions and not p.physio and not p.historical:
-            lesions[p.hit.key].parts.append(p)  # a later word on a lesion already found
+            if same and not _separate(same[-1], p):
+                same[-1].parts.append(p)
+            else:
+                lesions.append(Lesion(p.hit.key, p.hit.site, [p]))
+        elif same and not p.physio and not p.historical:
+            same[-1].parts.append(p)  # a later word on a lesion already found
     generic = [p for p in pending if p.hit.detail == "nodes:any"]
     for p in pending:
         if p in generic:
@@ -846,7 +1062,7 @@ def build(text: str, norm: str, lang: str, secs: list[Section]) -> list[Lesion]:
             named = {q.hit.key for q in pending if not q.hit.weak}
             many = [
                 les
-                for les in lesions.values()
+                for les in lesions
                 if les.site in LOBES
                 and les.key not in named
                 and (side == "any" or les.site.startswith(side))
@@ -856,23 +1072,63 @@ def build(text: str, norm: str, lang: str, secs: list[Section]) -> list[Lesion]:
                 for les in many:
                     les.parts.append(p)
                 continue
-        target = _match(p, lesions)
-        if target is not None:
-            target.parts.append(p)
-        elif _qualifies(p):
-            lesions[p.hit.key] = Lesion(p.hit.key, p.hit.site, [p])
+        targets = _match(p, lesions, pending)
+        for les in targets:
+            les.parts.append(p)
+        if not targets and _qualifies(p) and not p.recommend:
+            lesions.append(Lesion(p.hit.key, p.hit.site, [p]))
     for p in generic:
         _attach_generic(p, pending, lesions)
-    return sorted(lesions.values(), key=lambda les: les.first)
+    return sorted(lesions, key=lambda les: les.first)
 
 
-def _attach_generic(p: Part, pending: list[Part], lesions: dict[tuple[str, str], Lesion]) -> None:
+_STATION_LABEL = re.compile(r"(?<![\d.])(1[0-4]|[1-9])\s?([rl]?)(?![\d.]|\s*(?:mm|cm|毫米|厘米|%))")
+
+
+def _labels(p: Part) -> set[str]:
+    """Station labels ("4r", "7") a node part names; empty for other sites."""
+    if p.hit.site not in NODE_SITES:
+        return set()
+    return {a + b for a, b in _STATION_LABEL.findall(p.norm_text[: p.hit.end - p.start + 12])}
+
+
+def _separate(les: Lesion, p: Part) -> bool:
+    """A findings mention at a site that already has a lesion is another lesion when
+    both carry their own measurement ("右侧额叶…1.3cm…；左侧小脑…0.9cm", "left iliac
+    wing (SUV 10.1) and L2 (SUV 7.5)"); a group measured once stays one lesion."""
+    sz, sv, _ = _measures(p)
+    if not sz and not sv:
+        return False
+    if _DELAYED.search(p.norm_text):
+        return False  # "延迟显像右肺上叶病灶SUVmax 14.0": the same lesion, later phase
+    old = [q for q in les.parts if q.section == "findings"]
+    old_sz = {x for q in old for x in _measures(q)[0]}
+    old_sv = {x for q in old for x in _measures(q)[1]}
+    if set(sz) <= old_sz and set(sv) <= old_sv:
+        return False  # the same values again: the same lesion named twice
+    if (sz and old_sz) or (sv and old_sv):
+        return True
+    # another sentence, another spot at that site, measured ("T12椎体…0.8cm。左侧股骨头…
+    # SUVmax 3.1"); the same words again ("右肺上叶…3.2cm。右肺上叶…SUVmax") stay one
+    named = {_hit_text(q) for q in old}
+    return bool(
+        (old_sz or old_sv) and all(q.unit != p.unit for q in old) and _hit_text(p) not in named
+    )
+
+
+def _hit_text(p: Part) -> str:
+    at = p.hit.start - p.start
+    return p.norm_text[at : at + p.hit.end - p.hit.start] if at >= 0 else ""
+
+
+_DELAYED = re.compile(r"delayed|延迟")
+
+
+def _attach_generic(p: Part, pending: list[Part], lesions: list[Lesion]) -> None:
     """A node statement without a station: right after node sites it judges them
     ("right hilar node, possibly reactive, nodal metastasis not excluded"); else it
     judges every node lesion the impression leaves unjudged ("with nodal metastases")."""
-    nodes = [
-        les for les in lesions.values() if les.site in NODE_SITES or any(q.node for q in les.parts)
-    ]
+    nodes = [les for les in lesions if les.site in NODE_SITES or any(q.node for q in les.parts)]
     prev = [q for q in pending if q.end == p.start and q is not p]
     chain: list[Part] = []
     while prev and (prev[0].hit.site in NODE_SITES or prev[0].node):
@@ -890,15 +1146,49 @@ def _attach_generic(p: Part, pending: list[Part], lesions: dict[tuple[str, str],
         les.parts.append(p)
 
 
-def _match(p: Part, lesions: dict[tuple[str, str], Lesion]) -> Lesion | None:
-    if p.hit.key in lesions:
-        return lesions[p.hit.key]
+def _match(p: Part, lesions: list[Lesion], pending: list[Part]) -> list[Lesion]:
+    """The lesions an impression mention judges. Several lesions at its site: the one
+    whose size or SUVmax it repeats; else, when the impression names the site as often
+    as the findings measured lesions there, the one of the same rank; else all of them
+    ("脑多发转移（右额叶、左小脑）", "osseous metastases (left ilium, L2)")."""
+    same = [les for les in lesions if les.key == p.hit.key]
+    if len(same) > 1:
+        vals = set(p.sizes) | set(p.suvs)
+        hit = [
+            les
+            for les in same
+            if vals & {v for q in les.parts if q.section == "findings" for v in q.sizes + q.suvs}
+        ]
+        if len(hit) == 1:
+            return hit
+        # "纵隔淋巴结（4R区）转移": the lesion whose findings name that station
+        labels = set() if p.hit.several else _labels(p)
+        hit = [les for les in same if labels & {x for q in les.parts for x in _labels(q)}]
+        if labels and hit:
+            return hit
+        named = [q for q in pending if q.hit.key == p.hit.key]
+        if vocab().rest.search(p.norm_text):
+            # "余纵隔淋巴结炎性摄取": the lesions the other phrases do not name
+            taken = {
+                id(les)
+                for q in named
+                if q is not p and _labels(q)
+                for les in same
+                if _labels(q) & {x for r in les.parts for x in _labels(r)}
+            }
+            rest = [les for les in same if id(les) not in taken]
+            return rest or same
+        if len(named) == len(same):
+            return [same[named.index(p)]]
+        return same
+    if same:
+        return same
     if p.hit.weak:
         side = p.hit.detail.split(":")[1]
-        for les in sorted(lesions.values(), key=lambda x: x.first):
+        for les in sorted(lesions, key=lambda x: x.first):
             if les.site in LOBES and (side == "any" or les.site.startswith(side)):
-                return les
-    return None
+                return [les]
+    return []
 
 
 def judged(cues: set[str]) -> bool:
@@ -936,6 +1226,9 @@ def record(les: Lesion) -> dict[str, Any]:
     # several mentions of one site group ("4R区淋巴结转移, 余纵隔淋巴结炎性摄取"):
     # the gravest judgement stands for the group
     judged = [tendency_of(_measures(p)[2]) for p in use]
+    if any(t and t != "indeterminate" for t in judged):
+        # "建议EBUS评估" after "考虑反应性增生": a bare recommendation judges nothing
+        judged = [t for t, p in zip(judged, use, strict=True) if _measures(p)[2] - {"follow_up"}]
     tendency = min(
         (t for t in judged if t), key=("malignant", "indeterminate", "benign").index, default=None
     )
@@ -952,20 +1245,18 @@ def _role(les: Lesion, tendency: str | None, cues: set[str]) -> str | None:
     v = vocab()
     if les.site in NODE_SITES:
         return "lymph_node"
+    # a role names what the lesion is judged to be: an indeterminate lesion
+    # ("new primary versus metastasis", "骨转移不除外") has none
     met = "metastasis" in cues and "primary" not in cues
     if les.site in LOBES:
-        if tendency in ("malignant", "indeterminate") and met:
-            return "metastasis"
         if tendency == "malignant":
-            return "primary"
+            return "metastasis" if met else "primary"
         return None
     if les.site in v.distant:
-        if tendency == "malignant" or "metastasis" in cues:
-            return "metastasis"
-        return None
+        return "metastasis" if tendency == "malignant" else None
     # other organs
     if any(p.node for p in les.parts):
         return "lymph_node"
-    if "metastasis" in cues and tendency in ("malignant", "indeterminate"):
+    if "metastasis" in cues and tendency == "malignant":
         return "metastasis"
     return None

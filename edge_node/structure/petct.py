@@ -12,12 +12,13 @@ import re
 
 from edge_node.structure import lesions
 from edge_node.structure.core import Extraction, Mention
-from edge_node.structure.text import Section
+from edge_node.structure.text import Section, sections
 
 FIELDS: tuple[str, ...] = ("lesions", "lesion_count")
 
 
 def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
+    norm = lesions.simplify(norm)
     out = [
         Mention("lesion_site", h.start, h.end, {"site": h.site, "detail": h.detail}, context=False)
         for h in lesions.site_hits(norm)
@@ -32,6 +33,10 @@ def assemble(
     mentions: list[Mention], text: str, norm: str, lang: str, secs: list[Section]
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
+    simple = lesions.simplify(norm)
+    if simple != norm:
+        # a report in traditional characters ("右肺上葉", "印象"): read it as simplified
+        norm, secs = simple, sections(simple)
     try:
         found = lesions.build(text, norm, lang, secs)
     except (ValueError, IndexError, KeyError) as exc:  # a rule tripping must not lose the batch
