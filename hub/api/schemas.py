@@ -46,6 +46,8 @@ class StudyOut(BaseModel):
     updated_at: datetime
     # The study whose result this one reuses (the hub's result cache), if any.
     cached_from: str | None = None
+    # For a sensitivity run: the study it repeats with low-confidence facts left out.
+    sensitivity_of: str | None = None
 
     @classmethod
     def of(cls, v: StudyView) -> StudyOut:
@@ -62,6 +64,7 @@ class StudyOut(BaseModel):
             created_at=v.created_at,
             updated_at=v.updated_at,
             cached_from=v.cached_from,
+            sensitivity_of=v.sensitivity_of,
         )
 
 

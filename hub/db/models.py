@@ -98,6 +98,8 @@ class Study(Base):
     dataset_versions: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
     # Set when the result was copied from an earlier study instead of computed.
     cached_from: Mapped[str | None] = mapped_column(sa.String(36))
+    # Set on a sensitivity run: the study whose analysis it repeats (hub/studies/sensitivity.py).
+    sensitivity_of: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -20,7 +20,7 @@ from federated_ml.analyses import Finished, NextRound, analysis_for
 from federated_ml.analyses.base import parse_spec
 from hub import audit
 from hub.db.models import Study, StudyStatus, Task, TaskStatus
-from hub.studies import repository
+from hub.studies import repository, sensitivity
 from hub.studies.envelope import (
     SiteOutcome,
     build_envelope,
@@ -147,6 +147,7 @@ def _finish(
     audit.append(
         session, at=now, actor=HUB_ACTOR, action=action, object_id=study.id, details=details
     )
+    sensitivity.record_outcome(session, study, now)  # side-by-side result, if it has a run
 
 
 def _step(study: Study, payloads: Mapping[str, Mapping[str, Any]]) -> NextRound | Finished:

@@ -19,7 +19,7 @@ from hub import audit
 from hub.auth import UserView, require_coordinator
 from hub.db.models import Study, StudyStatus, Task, TaskStatus
 from hub.db.session import Database
-from hub.studies import repository
+from hub.studies import repository, sensitivity
 from hub.studies.cache import bypasses_cache, cache_key, find_cached
 from hub.studies.provenance import dataset_versions, site_provenance, study_dataset
 from hub.studies.rounds import HUB_ACTOR, advance_if_complete, dispatch_round
@@ -42,6 +42,7 @@ def validate_spec(raw: Mapping[str, Any]) -> StudySpec:
     spec = parse_spec(raw)
     analysis_for(spec.analysis).validate(spec)
     bypasses_cache(raw)
+    sensitivity.validate(raw)  # the optional sensitivity run (hub/studies/sensitivity.py)
     return spec
 
 
@@ -120,7 +121,10 @@ class StudyService:
                 object_id=study.id,
                 details={"analysis": parsed.analysis, "sites": targets},
             )
-            if not bypasses_cache(spec) and self._serve_from_cache(session, study, minimum, now):
+            # A study with a sensitivity run is always computed: a cached copy would not
+            # follow the run's later result.
+            cacheable = not bypasses_cache(spec) and not sensitivity.wants_sensitivity(spec)
+            if cacheable and self._serve_from_cache(session, study, minimum, now):
                 return StudyView.of(study)
             if self._auto_approve:
                 self._start(session, study, "hub:auto_approve", now)
@@ -255,6 +259,26 @@ class StudyService:
         study.dataset_versions = self._dataset_versions(session, study)
         audit.append(session, at=now, actor=actor, action="study.approved", object_id=study.id)
         dispatch_round(session, study, 0, first, study.sites, now=now, rules=self._rules)
+        self._start_sensitivity_run(session, study, now)
+
+    def _start_sensitivity_run(self, session: Session, study: Study, now: datetime) -> None:
+        """Start the study's sensitivity run, if it asks for one that changes anything."""
+        run = sensitivity.run_for(study, now)
+        if run is None:
+            return
+        session.add(run)
+        session.flush()
+        run.dataset_versions = self._dataset_versions(session, run)
+        audit.append(
+            session,
+            at=now,
+            actor=HUB_ACTOR,
+            action="study.sensitivity_started",
+            object_id=run.id,
+            details={"primary": study.id, "sensitivity": study.spec["sensitivity"]},
+        )
+        first = analysis_for(str(run.spec["analysis"])).first_round(validate_spec(run.spec))
+        dispatch_round(session, run, 0, first, run.sites, now=now, rules=self._rules)
 
     # --- nodes ---
 

@@ -23,6 +23,7 @@ class StudyView:
     created_at: datetime
     updated_at: datetime
     cached_from: str | None = None
+    sensitivity_of: str | None = None  # set on a sensitivity run
 
     @classmethod
     def of(cls, study: Study) -> StudyView:
@@ -39,6 +40,7 @@ class StudyView:
             created_at=study.created_at,
             updated_at=study.updated_at,
             cached_from=study.cached_from,
+            sensitivity_of=study.sensitivity_of,
         )
 
 
