@@ -183,6 +183,9 @@ class Vocab:
     simplified: dict[int, str]
     same_lobe: re.Pattern[str]
     rest: re.Pattern[str]
+    absent: re.Pattern[str]
+    location: re.Pattern[str]
+    side: re.Pattern[str]
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -264,7 +267,13 @@ def vocab() -> Vocab:
         physio_strong=_rx(_mixed(nl["physiological_strong"])),
         resolved=_rx(_mixed(nl["resolved"])),
         tneg_pre=_rx("(?:" + _mixed(spec["tendency_negation"]["pre"]) + r")[^,;:]{0,25}$"),
-        tneg_post=_rx(r"^[^,;:]{0,6}(?:" + _mixed(spec["tendency_negation"]["post"]) + ")"),
+        tneg_post=_rx(
+            r"^[^,;:]{0,6}(?:(?:"
+            + _mixed(spec["tendency_negation"]["copula"])
+            + r")\s+)*(?:"
+            + _mixed(spec["tendency_negation"]["post"])
+            + ")"
+        ),
         recommend=_rx("|".join(spec["recommendation"]["words"])),
         stage=_rx(spec["stage_statement"]["pattern"]),
         comparison=_rx(_mixed(nl["comparison"])),
@@ -279,6 +288,9 @@ def vocab() -> Vocab:
         },
         same_lobe=_rx("|".join(spec["same_lobe"]["patterns"])),
         rest=_rx("|".join(spec["rest_of_site"]["words"])),
+        absent=_rx(r"\s*(?:" + _mixed(nl["absent_after_surgery"]) + ")"),
+        location=_rx("(?:" + _mixed(nl["location"]) + r")\s*(?:the\s+)?$"),
+        side=_rx(spec["side_list"]["pattern"]),
         size_bound=_rx(
             "(?:" + _mixed(spec["size_bounds"]["words"]) + r")\s*(?:约|approx\w*\.?|about)?\s*$"
         ),
@@ -482,8 +494,16 @@ def _chunk(norm: str, pos: int, lo: int, hi: int) -> tuple[int, int]:
 
 
 def _is_reference(norm: str, hit: SiteHit, lo: int, hi: int) -> bool:
+    """The site's comma chunk names a reference region. A bracket speaks only for itself:
+    "hepatic segment VI with SUVmax 6.7 (liver background SUVmean 2.4)" keeps the
+    hepatic lesion, and the bracket's "liver" is the reference."""
     a, b = _chunk(norm, hit.start, lo, hi)
-    return bool(vocab().reference.search(norm, a, b))
+    if _in_parens(norm, hit, a, b):
+        opened = norm.rfind("(", a, hit.start)
+        close = norm.find(")", hit.end, b)
+        return bool(vocab().reference.search(norm, opened, close))
+    chunk = re.sub(r"\([^()]*\)", lambda m: " " * len(m.group(0)), norm[a:b])
+    return bool(vocab().reference.search(chunk))
 
 
 # --------------------------------------------------------------------------- negation
@@ -693,6 +713,7 @@ def _parts_of_unit(
         p.unit = a
         _read(text, norm, p, a, b, lang)
         parts.append(p)
+    parts = _located(norm, parts)
     _central_mass(norm, parts, in_unit)
     _share(text, norm, parts)
     _pool_cues(parts)
@@ -701,6 +722,69 @@ def _parts_of_unit(
     if kind == "impression":
         parts = _restated(parts)
     return parts
+
+
+def _located(norm: str, parts: list[Part]) -> list[Part]:
+    """ "左肺上叶中央型软组织肿块，位于左肺门区，大小5.6cm": a site after a locating word
+    ("位于", "located in") with no lesion word of its own places the lesion just
+    described; it is that lesion's text, not another lesion. A lobe is the more exact
+    site of the two (a central tumour "at the hilum" is the lobe's)."""
+    v = vocab()
+    out: list[Part] = []
+    for p in parts:
+        prev = out[-1] if out else None
+        lead = norm[p.start : p.hit.start]
+        lead = re.sub(
+            r"^[\s,;:]+|(?:(?:左|右|双|两)侧?|\b(?:left|right|bilateral)\b)\s*$", "", lead
+        )
+        if (
+            prev is not None
+            and not p.lesion_cue
+            and not p.node
+            and not prev.negated
+            and (prev.lesion_cue or prev.sizes or prev.suvs)
+            and v.location.search(lead)
+        ):
+            if p.hit.site in LOBES and prev.hit.site not in LOBES and not prev.node:
+                prev.hit = p.hit
+            prev.end = p.end
+            prev.norm_text = norm[prev.start : prev.end]
+            prev.sizes += p.sizes
+            prev.suvs += p.suvs
+            prev.cues |= p.cues
+            continue
+        out.append(p)
+    return out
+
+
+def _sides(norm: str, parts: list[Part]) -> None:
+    """ "Bilateral supraclavicular LNs: right 1.1cm, SUVmax 4.2; left 1.4cm, SUVmax 6.0":
+    side words after the site, each opening its own measurement, are one lesion per side."""
+    v = vocab()
+    for p in parts:
+        if p.section != "findings" or p.split or p.shared_from is not None:
+            continue
+        if any(q.shared_from is p for q in parts):
+            continue
+        cuts = [m.start() for m in v.side.finditer(norm, p.hit.end, p.end)]
+        if len(cuts) < 2:
+            continue
+        if sizes(norm, p.hit.end, cuts[0]) or suvs(norm, p.hit.end, cuts[0]):
+            continue  # a value before the first side word: not a list by side
+        each: list[tuple[float | None, float | None]] = []
+        ua, ub = p.unit, p.end
+        for a, b in itertools.pairwise([*cuts, p.end]):
+            sz = [n.value for n in sizes(norm, a, b) if not _prior(norm, n.start, ua)]
+            sv = [
+                n.value
+                for n in suvs(norm, a, b)
+                if not _prior(norm, n.start, ua) and not _in_reference_chunk(norm, n.start, ua, ub)
+            ]
+            if not sz and not sv:
+                break
+            each.append((max(sz, default=None), max(sv, default=None)))
+        if len(each) == len(cuts):
+            p.split = each
 
 
 def _restated(parts: list[Part]) -> list[Part]:
@@ -748,6 +832,10 @@ def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
             p.suvs.append(num.value)
     if v.historical.search(norm, p.hit.end, min(p.end, p.hit.end + 12)) and not p.noun:
         p.historical = True
+    if v.absent.match(norm, p.hit.end) and not p.sizes and not p.suvs:
+        # "术区：右肺上叶缺如，支气管残端金属缝线影": the lobe was removed; its
+        # staple line is no lesion (a measured recurrence at the stump still is)
+        p.historical = True
     # what follows "伴"/"with" inside the part is an accompanying finding
     # ("肺癌伴阻塞性肺炎"): it judges the lesion only when nothing before does
     cut = re.search(r"伴|合并|并发|\bwith\b|\bassociated\b", norm[p.hit.end : p.end])
@@ -779,7 +867,7 @@ def _cues(text: str, norm: str, p: Part, start: int, end: int, ua: int, lang: st
                 continue
             if cat in ("malignant", "metastasis", "primary") and (
                 v.tneg_pre.search(norm[max(ua, m.start() - 40) : m.start()])
-                or v.tneg_post.search(norm[m.end() : m.end() + 25])
+                or v.tneg_post.search(norm[m.end() : m.end() + 40])
             ):
                 continue  # "favour infection rather than malignancy"
             p.cues.add(cat)
@@ -789,8 +877,12 @@ def _prior(norm: str, pos: int, lo: int) -> bool:
     """A value from an earlier study ("(previously 4.1 x 3.3 cm, SUVmax 12.6)", "原SUVmax 8.0")."""
     v = vocab()
     paren = norm.rfind("(", lo, pos)
-    if paren != -1 and norm.find(")", paren, pos) == -1 and v.prior.match(norm, paren + 1):
-        return True
+    if paren != -1 and norm.find(")", paren, pos) == -1:
+        if v.prior.match(norm, paren + 1):
+            return True
+        # "SUVmax 5.9，较前（2026-03，SUVmax 3.1）升高": the bracket holds the earlier study
+        if re.search(r"(?:" + v.prior.pattern + r")\s*$", norm[max(lo, paren - 12) : paren]):
+            return True
     a, _ = _chunk(norm, pos, lo, pos + 1)
     return bool(v.prior.search(norm, max(a, pos - 12), pos))
 
@@ -984,6 +1076,8 @@ def all_parts(text: str, norm: str, lang: str, secs: list[Section]) -> list[Part
             if other is not None:
                 parts.append(other)
                 last[kind] = other
+    # after the units that continue a part ("right 1.1cm, SUVmax 4.2; left 1.4cm, …")
+    _sides(norm, parts)
     return parts
 
 
