@@ -267,16 +267,20 @@ def _cancers(norm: str) -> list[Mention]:
         start = a + _site_start(norm[a : m.start()])
         out.append(Mention("dx", start, m.end(), _lung_code(win), context=False))
         taken.append((m.start(), m.end()))
-    for pat, zh in ((d.zh_cancer, True), (d.en_cancer, False)):
+    for pat, zh_pat in ((d.zh_cancer, True), (d.en_cancer, False)):
         for m in pat.finditer(norm):
             if any(a <= m.start() < b for a, b in taken):
                 continue
+            zh = zh_pat and bool(_HAN.search(m.group(0)))  # "Ca LUL" reads as English
             a = _phrase_start(norm, m.start(), max(0, m.start() - (20 if zh else 45)))
             back = norm[a : m.start()]
             if zh and ("转移" in back or back.endswith("继发")):
                 continue  # 肝继发恶性肿瘤: a metastasis (_metastases), not a liver primary
             if not zh and re.search(r"\b(?:secondary|metastatic)\s+$", back):
-                continue
+                # "metastatic SCC of the right upper lobe" names the primary's lobe
+                if not _LOBE_OF.match(norm, m.end()):
+                    continue
+                back = ""
             near = norm[m.end() : _clause(norm, m.start(), m.end())[1]][:60]
             found = _organ_code(back, _ahead(norm, m.end()), zh, near)
             if found is None:
@@ -284,6 +288,11 @@ def _cancers(norm: str) -> list[Mention]:
                 continue
             out.append(Mention("dx", a + _site_start(back), m.end(), found, context=False))
     return out
+
+
+_LOBE_OF = re.compile(
+    r"\s+of\s+(?:the\s+)?(?:right\s+|left\s+)?(?:upper|middle|lower)\s+lobe|\s+of\s+(?:the\s+)?(?:rul|rml|rll|lul|lll|lingula)\b"
+)
 
 
 def _site_start(back: str) -> int:
@@ -604,6 +613,7 @@ def _surgeries(norm: str) -> list[Mention]:
     s = _surg()
     dates = _dates(norm)
     label = re.compile(_spec()["dates"]["surgery_label"])
+    result = re.compile(_spec()["surgery"]["en_result_before"])
     labelled = [d for d in dates if d[2] and label.search(norm[max(0, d[0] - 25) : d[0]])]
     out = []
     for a, b in _chain(norm, _surgery_pieces(norm)):
@@ -612,8 +622,8 @@ def _surgeries(norm: str) -> list[Mention]:
         after = re.split(r"[,.;(]", norm[b : b + 20])[0]
         if (s.zh_exclude if zh else s.en_exclude).search(name + " " + after):
             continue
-        if _planned(norm, a, b):
-            continue
+        if _planned(norm, a, b) or result.search(norm, norm.rfind("\n", 0, a) + 1, a):
+            continue  # "Post-op MRI: gross total resection" reports a result
         negated, uncertain = _status(norm, a, b)
         if negated or uncertain or _family(norm, a):
             continue
@@ -773,7 +783,10 @@ def _drug_items(text: str, norm: str) -> list[tuple[int, int, tuple[str, ...], b
     return kept
 
 
-_SPELLED_OUT = re.compile(r"\s*(?:方案|regimen)?\s*(?:化疗|chemotherapy)?\s*[(:]")
+_SPELLED_OUT = re.compile(
+    r"\s*(?:方案|regimen)?[\"'“”]?\s*(?:化疗|chemotherapy)?"
+    r"\s*(?:第\s*\d+\s*(?:个)?(?:周期|程|疗程)|cycle\s*\d+)?\s*[(:]"
+)
 
 
 def _regimens(text: str, norm: str) -> list[Mention]:
@@ -783,9 +796,11 @@ def _regimens(text: str, norm: str) -> list[Mention]:
         if groups:
             last = groups[-1][-1]
             gap = norm[last[1] : it[0]]
-            joined = c.gap_zh.match(gap) or c.gap_en.match(gap) or c.join.match(gap)
+            spelled = _SPELLED_OUT.match(gap) if last[3] else None
+            joined = bool(c.gap_zh.match(gap) or c.gap_en.match(gap) or c.join.match(gap))
+            joined = joined or bool(spelled and not gap[spelled.end() :].strip())
             if len(gap) <= 40 and joined:
-                if last[3] and _SPELLED_OUT.match(gap):
+                if spelled:
                     # "PC方案(培美曲塞+卡铂)": the written drugs say it; keep the span
                     groups[-1][-1] = (last[0], last[1], (), True)
                 groups[-1].append(it)
@@ -853,8 +868,14 @@ def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
     return _diagnoses(text, norm) + _surgeries(norm) + _regimens(text, norm) + _smoking(norm)
 
 
+_LOBE_ABBR = {"rul": "right upper", "rml": "right middle", "rll": "right lower"}
+_LOBE_ABBR |= {"lul": "left upper", "lll": "left lower"}
+
+
 def _core(name: str) -> str:
-    return re.sub(r"\s+|术", "", name.casefold())
+    """A name reduced for comparison: "VATS RML lobectomy" is "VATS right middle lobectomy"."""
+    name = re.sub(r"\b(rul|rml|rll|lul|lll)\b", lambda m: _LOBE_ABBR[m.group(1)], name.casefold())
+    return re.sub(r"\s+|术", "", name)
 
 
 def assemble(
@@ -862,9 +883,17 @@ def assemble(
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
     dx = [m for m in mentions if m.label in ("dx", "dx_code")]
-    listed = [m for m in dx if m.section in ("discharge_diagnosis", "admission_diagnosis")]
-    if listed:  # the summary's own diagnosis lists, not symptoms or history in the narrative
-        dx = listed
+    # the summary's own diagnosis list, not symptoms or history in the narrative; the
+    # discharge list replaces the admission (working) list
+    lists = _dx_lists(norm, secs)
+    for i, spans in enumerate(lists):
+        listed = [m for m in dx if any(a <= m.start < b for a, b in spans)]
+        if listed:
+            # an unspecified code gives way to the same category made specific in
+            # another list ("左乳腺癌" at discharge, "外上象限" on admission)
+            other = [m for m in dx if any(a <= m.start < b for s in lists[i + 1 :] for a, b in s)]
+            dx = listed + [m for m in other if _refines(m, listed)]
+            break
     surgery = [m for m in mentions if m.label == "surgery"]
     _put_diagnoses(ex, dx + _orphans_by_surgery(mentions, dx, surgery, norm))
     _put_procedures(ex, [m for m in mentions if m.label == "surgery"], text)
@@ -875,6 +904,44 @@ def assemble(
     if status is None:
         _smoking_by_classifier(ex, norm, lang)
     return ex
+
+
+def _refines(m: Mention, listed: list[Mention]) -> bool:
+    code = str(m.value)
+    if "." not in code or code.endswith(".9"):
+        return False
+    return any(str(x.value) == code.split(".", maxsplit=1)[0] + ".9" for x in listed)
+
+
+_LABEL = re.compile(
+    r"^[ \t#*-]*(?:\[([^\]\n]{1,16})\]|([a-z\u4e00-\u9fff][a-z\u4e00-\u9fff /&'-]{0,30}?)\s*:)",
+    re.M,
+)
+
+
+def _dx_lists(norm: str, secs: list[Section]) -> tuple[list[tuple[int, int]], ...]:
+    """Spans of the discharge and of the admission diagnosis lists. A list opens at
+    its heading and runs to the next heading of any kind: a sections.json heading, a
+    bracketed heading ("【入院情况】") or a line opening with a label ("Operation:")."""
+    spec = _spec()["dx_lists"]
+    words = {"discharge": set(spec["discharge"]), "admission": set(spec["admission"])}
+    canon = {"discharge_diagnosis": "discharge", "impression": "discharge"}
+    canon["admission_diagnosis"] = "admission"
+    heads: list[tuple[int, int, str | None]] = [
+        (s.start, s.end, canon.get(s.name)) for s in secs if s.name != "body"
+    ]
+    for m in _LABEL.finditer(norm):
+        label = " ".join((m.group(1) or m.group(2)).split())
+        kind = next((k for k, w in words.items() if label in w), None)
+        heads.append((m.end(), m.end(), kind))
+    bounds = sorted({s.end for s in secs} | {m.start() for m in _LABEL.finditer(norm)})
+    out: dict[str, list[tuple[int, int]]] = {"discharge": [], "admission": []}
+    for start, sec_end, kind in heads:
+        if kind is None:
+            continue
+        end = min([b for b in bounds if b >= start] + [sec_end if sec_end > start else len(norm)])
+        out[kind].append((start, end))
+    return out["discharge"], out["admission"]
 
 
 _TOBACCO = re.compile(r"烟|smok|tobacco|cigar|pack-?year|ppd")

@@ -9,7 +9,7 @@ reports mix them ("EGFR 野生型").
 
 Decisions a reader of the output should know (details in devset/README-pathology.md):
 - histology category -> one ICD-O-3 code per category (8140/3 for every invasive
-  adenocarcinoma subtype); AIS -> adenocarcinoma 8140/2, MIA -> adenocarcinoma 8256/3;
+  adenocarcinoma subtype, MIA included); AIS -> adenocarcinoma 8140/2 (behaviour code);
   LCNEC -> other_malignant 8013/3; benign with a code only where ICD-O has one;
 - ranges of grade give the worse grade; pT/pN/pM only with a p/yp prefix or as a
   T..N.. group (a "cT" clinical stage is not a pathological stage);
@@ -63,13 +63,18 @@ def _alt(words: Iterable[str]) -> str:
     """Alternation, longest first; ASCII words get letter boundaries."""
     parts = []
     for w in sorted(set(words), key=len, reverse=True):
-        e = re.escape(w)
+        e = re.escape(w).replace("\\ ", r"\s+")  # "adenosquamous  carcinoma"
         if w[:1].isascii() and w[:1].isalnum():
             e = r"(?<![a-z0-9])" + e
         if w[-1:].isascii() and w[-1:].isalnum():
             e = e + r"(?![a-z0-9])"
         parts.append(e)
     return "|".join(parts)
+
+
+def _words(s: str) -> str:
+    """A vocabulary match with its spacing made single (the key it was built from)."""
+    return re.sub(r"\s+", " ", s)
 
 
 # ---------------------------------------------------------------- zones
@@ -148,7 +153,7 @@ def _benign_re() -> re.Pattern[str]:
 def _find_histology(norm: str) -> list[Mention]:
     table = _lex()["histology"]
     out = [
-        Mention("histology", m.start(), m.end(), tuple(table[m.group(0)]))
+        Mention("histology", m.start(), m.end(), tuple(table[_words(m.group(0))]))
         for m in _histology_re().finditer(norm)
     ]
     out += [
@@ -177,13 +182,29 @@ def _find_differentiation(norm: str) -> list[Mention]:
     spec = _lex()["differentiation"]
     phrases, grades = _diff_re()
     out = [
-        Mention("differentiation", m.start(), m.end(), spec["phrases"][m.group(0)], context=False)
+        Mention(
+            "differentiation",
+            m.start(),
+            m.end(),
+            spec["phrases"][_words(m.group(0))],
+            context=False,
+        )
         for m in phrases.finditer(norm)
     ]
     for m in grades.finditer(norm):
         g = m.group(1) or m.group(2)
         out.append(Mention("differentiation", m.start(), m.end(), spec["grades"][g], context=False))
+    # a misspelt grade word ("Moderatley differentiated") read by its stem
+    for m in _DIFF_TYPO.finditer(norm):
+        if not any(x.start < m.end() and m.start() < x.end for x in out):
+            value = {"w": "well", "m": "moderate", "p": "poor"}[m.group(1)[0]]
+            out.append(Mention("differentiation", m.start(), m.end(), value, context=False))
     return out
+
+
+_DIFF_TYPO = re.compile(
+    r"(?<![a-z])(wel{1,2}|mod[a-z]{4,9}|poo?r[a-z]{0,4})[\s-]+dif{1,2}[a-z]{5,10}ed(?![a-z])"
+)
 
 
 # ---------------------------------------------------------------- laterality / lobe
@@ -266,9 +287,9 @@ def _find_site(norm: str) -> list[Mention]:
 
 _SIZE_RE = re.compile(
     r"(?<![\d.a-z])(?<![-~]\s)(?<![-~至])"
-    r"(" + _NUM + r")(?:\s*(?:cm|mm|厘米|毫米))?"
-    r"((?:\s*[x*]\s*" + _NUM + r"(?:\s*(?:cm|mm|厘米|毫米))?){0,2})"
-    r"\s*-?\s*(cm|mm|厘米|毫米|公分)(?![a-z0-9²])"
+    r"(" + _NUM + r")(?:\s*(?:cm|mm|厘米|毫米|㎝|㎜))?"
+    r"((?:\s*[x*]\s*" + _NUM + r"(?:\s*(?:cm|mm|厘米|毫米|㎝|㎜))?){0,2})"
+    r"\s*-?\s*(cm|mm|厘米|毫米|公分|㎝|㎜)(?![a-z0-9²])"
 )
 _DIST_AFTER = re.compile(r"\s*(?:from|away|to the|distant|proximal|distal|of normal|距)")
 
@@ -284,6 +305,12 @@ def _size_cues() -> tuple[re.Pattern[str], frozenset[str], frozenset[str], re.Pa
         r"(?:tumou?r|mass|nodule|lesion|carcinoma|neoplasm)(?![a-z])"
     )
     return re.compile(_alt(words)), tumour, neutral, ahead
+
+
+_LOCATION_BEFORE = re.compile(
+    r"(?<![a-z])(?:on|at|into|towards?|near|abutting|involving|within|invading|reaching|along)"
+    r"\s+(?:the\s+)?(?:[a-z0-9]+\s+){0,2}$"
+)
 
 
 def _size_kind(norm: str, start: int, end: int) -> str | None:
@@ -303,7 +330,7 @@ def _size_kind(norm: str, start: int, end: int) -> str | None:
     cues.sort(key=lambda m: m.end())
     saw_neutral = False
     for m in reversed(cues):
-        w = m.group(0)
+        w = _words(m.group(0))
         if m.re is _histology_re():
             return "tumour"
         if w in neutral:
@@ -311,6 +338,8 @@ def _size_kind(norm: str, start: int, end: int) -> str | None:
             continue
         if w in tumour_words:
             return "tumour"
+        if _LOCATION_BEFORE.search(norm, max(0, m.start() - 24), m.start()):
+            continue  # "centred on the LUL bronchus": where the tumour lies, not what is measured
         if w in ("距", "from", "away", "distance") or re.search(
             r"(?:距|from)[^,;。]{0,8}$", norm[max(0, m.start() - 12) : m.start()]
         ):
@@ -326,7 +355,7 @@ def _find_sizes(norm: str) -> list[Mention]:
             continue
         nums = [float(m.group(1))] + [float(x) for x in re.findall(_NUM, m.group(2))]
         unit = m.group(3)
-        value = max(nums) / 10 if unit in ("mm", "毫米") else max(nums)
+        value = max(nums) / 10 if unit in ("mm", "毫米", "㎜") else max(nums)
         out.append(Mention("tumor_size_cm", m.start(), m.end(), round(value, 2), context=False))
     return out
 
@@ -461,6 +490,18 @@ _EN_COUNT = re.compile(
     r"|(?<![\da-z/])(\d{1,3}|[a-z]{2,12})\s{1,3}(?:benign\s|reactive\s|regional\s)?lymph\s+nodes"
     r"(?![a-z])"
 )
+_CAP_POS = re.compile(
+    r"(?:number of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)\s*:\s*(\d{1,3})"
+)
+
+
+def _last(it: Iterable[re.Match[str]]) -> re.Match[str] | None:
+    found = None
+    for m in it:
+        found = m
+    return found
+
+
 _STATION_WORD = re.compile(r"(?:station|level|group|#|组|第)\s*$")
 _EN_POS = re.compile(
     r"(?:number of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)\s*:\s*(\d{1,3})"
@@ -496,6 +537,14 @@ def _find_nodes(norm: str) -> list[Mention]:
             prev_end = after.end()
         else:
             key, is_total = _label_before(norm, lo, m.start())
+            if key is None and not is_total:
+                # "Lymph node, level 7, excision: one node, negative (0/1)": the one
+                # station named earlier in the clause (several make it their total)
+                c_lo = max(prev_end, _clause_at(norm, m.start())[0])
+                named = {
+                    _station_key(x.group(0)) for x in _ln_res()[1].finditer(norm, c_lo, m.start())
+                }
+                key = named.pop() if len(named) == 1 else None
             prev_end = m.end()
         found.append(_Nodes(m.start(), m.end(), ex_n, pos_n, None if is_total else key))
     # "all negative (0/3, 0/4, 0/1)": counts written as one list are separate stations
@@ -551,8 +600,15 @@ def _find_nodes(norm: str) -> list[Mention]:
         c_start, c_end = _clause_at(norm, m.start())
         positive = None
         end = m.end()
+        start = m.start()
         p = _EN_POS.search(norm, m.end(), min(len(norm), c_end + 80))
-        if p and p.start() - m.end() < 80:
+        if p and p.start() - m.end() >= 80:
+            p = None
+        if m.group(1) and p is None:
+            # CAP lists may give "Number of Lymph Nodes Involved: 0" first
+            p = _last(_CAP_POS.finditer(norm, max(0, m.start() - 120), m.start()))
+            start = p.start() if p else start
+        if p:
             if p.group(1):
                 positive = int(p.group(1))
             elif p.group(3):
@@ -561,8 +617,8 @@ def _find_nodes(norm: str) -> list[Mention]:
                 positive = 0
             end = max(end, p.end())
         key, is_total = _label_before(norm, max(c_start, m.start() - 25), m.start())
-        found.append(_Nodes(m.start(), end, n, positive, None if is_total else key))
-        taken.append((m.start(), end))
+        found.append(_Nodes(start, end, n, positive, None if is_total else key))
+        taken.append((start, end))
     return [
         Mention("lymph_nodes", n.start, n.end, (n.examined, n.positive, n.station), context=False)
         for n in found
@@ -630,7 +686,7 @@ _LVI_RE = re.compile(
     r"(?P<mneg>未见明确|未见明显|未见|未查见|无|可见明确|可见|查见|见)?\s*"
     r"(?:癌栓|瘤栓|侵犯|浸润|侵袭|肿瘤栓子))"
     r"|(?P<en>(?<![a-z])(?:lymphovascular|lympho-vascular|lymph-vascular|lymphatic|vascular|"
-    r"angiolymphatic|venous|perivascular|lymphovascular space) invasion(?![a-z])"
+    r"angiolymphatic|venous|perivascular|lymphovascular space) (?:invasion|permeation)(?![a-z])"
     r"|(?<![a-z])(?:lvi|lvsi)(?![a-z])|(?<![a-z])(?:vascular )?tumou?r (?:emboli|thromb(?:us|i)))"
     r"|(?<![a-z])microvascular invasion(?![a-z])"
     r"|(?P<lplain>脉管(?=\s*:))"
@@ -692,10 +748,24 @@ _NOT_ASSESSED = re.compile(
 )
 
 
+_NOT_ASSESSED_BEFORE = re.compile(
+    r"(?:无法|不能|未能|难以)(?:评估|评价|判断)[^,;。]{0,12}$"
+    r"|(?:cannot|could not|unable to)\s+(?:be\s+)?(?:assess|evaluat)\w*[^;.]{0,30}$"
+)
+
+
+def _not_assessed(norm: str, m: re.Match[str]) -> bool:
+    """ "cannot be assessed" after the feature, or "无法评估脉管及胸膜侵犯" before it."""
+    if _NOT_ASSESSED.match(norm, m.end()):
+        return True
+    c_start = _clause_at(norm, m.start())[0]
+    return bool(_NOT_ASSESSED_BEFORE.search(norm, max(c_start, m.start() - 40), m.start()))
+
+
 def _find_invasion(text: str, norm: str) -> list[Mention]:
     out = []
     for m in _VPI_RE.finditer(norm):
-        if _NOT_ASSESSED.match(norm, m.end()):
+        if _not_assessed(norm, m):
             continue
         if m.group("pl"):
             out.append(Mention("vpi", m.start(), m.end(), m.group("pln") != "0", context=False))
@@ -708,7 +778,7 @@ def _find_invasion(text: str, norm: str) -> list[Mention]:
             continue  # "紧邻脏层胸膜" says where, not whether it is invaded
         out.append(Mention("vpi", a, b, not neg, context=False))
     for m in _LVI_RE.finditer(norm):
-        if _NOT_ASSESSED.match(norm, m.end()):
+        if _not_assessed(norm, m):
             continue
         mneg = m.group("mneg")
         a, b = m.start(), m.end()
@@ -890,7 +960,13 @@ def _find_molecular(norm: str) -> list[Mention]:
 # ---------------------------------------------------------------- rules and assembly
 
 
+@lru_cache(maxsize=1)
+def _traditional() -> dict[int, str]:
+    return str.maketrans(_lex()["traditional"]["map"])
+
+
 def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
+    norm = norm.translate(_traditional())  # "陰性" reads as "阴性"; one for one
     out: list[Mention] = []
     out += _find_histology(norm)
     out += _find_differentiation(norm)
@@ -988,6 +1064,7 @@ def assemble(
     mentions: list[Mention], text: str, norm: str, lang: str, secs: list[Section]
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
+    norm = norm.translate(_traditional())
     zones = _zones(norm)
 
     def by(label: str) -> list[Mention]:

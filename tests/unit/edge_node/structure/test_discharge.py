@@ -366,3 +366,109 @@ def test_the_classifier_reads_smoking_where_no_rule_does(monkeypatch: pytest.Mon
     assert all("烟" in t for t in seen)  # only sentences about tobacco are read
     monkeypatch.setattr(classify, "classify", lambda *a: ("current", 0.5))
     assert extract("discharge", text, "zh").fields["smoking"] is None  # not sure enough
+
+
+def test_the_discharge_list_replaces_the_admission_list() -> None:
+    text = (
+        "【入院诊断】右肺上叶结节（性质待定）；高血压病\n"
+        "【入院情况】第10、11组淋巴结转移。\n"
+        "【出院诊断】1.右肺上叶腺癌 2.2型糖尿病\n【出院医嘱】随诊"
+    )
+    assert _fields(text, "zh")["diagnosis_icd10"] == ["C34.1", "E11.9"]
+    # a discharge list without the site takes it from the admission list
+    text = "入院诊断：左乳腺癌（外上象限）\n出院诊断：左乳腺癌术后；高血压"
+    assert _fields(text, "zh")["diagnosis_icd10"] == ["C50.4", "I10"]
+
+
+def test_a_diagnosis_list_ends_at_the_next_labelled_line() -> None:
+    text = (
+        "Principal Dx: Ca LUL (adenoCa) with solitary L frontal brain met\n"
+        "Other Dx:\n 1. HT\n 2. HL\n 3. s/p R TKR (2019)\n"
+        "Hx: haemoptysis, COPD.\nSocial: Non-smoker."
+    )
+    f = _fields(text, "en")
+    assert f["diagnosis_icd10"] == ["C34.1", "C79.3", "I10", "E78.5"]
+    assert f["procedures"] == [{"name": "R TKR", "date": None}]
+    assert _dx(
+        "Diagnosis:\n 1. Typical carcinoid tumour, left main bronchus\n 2. Hypertension"
+    ) == {
+        "C34.0",
+        "I10",
+    }
+
+
+def test_ca_is_a_cancer_word_only_as_a_word() -> None:
+    assert _dx("Dx: Ca lung LUL, central.", "en") == {"C34.1"}
+    assert _dx("Dx: pneumonia. Given carboplatin.", "en") == {"J18.9"}
+
+
+def test_metastatic_cancer_of_a_lobe_is_the_lung_primary() -> None:
+    text = (
+        "Diagnoses:\n- Metastatic squamous cell carcinoma of the right upper lobe "
+        "with bone metastases"
+    )
+    assert _fields(text, "en")["diagnosis_icd10"] == ["C34.1", "C79.5"]
+    assert "C34.1" not in _dx("Diagnosis: metastatic carcinoma to the liver", "en")
+
+
+def test_hyponatraemia_is_part_of_siadh() -> None:
+    text = "出院诊断：1.右肺小细胞肺癌 2.抗利尿激素分泌异常综合征（SIADH）伴低钠血症"
+    assert _fields(text, "zh")["diagnosis_icd10"] == ["C34.9", "E22.2"]
+    assert "E87.1" in _dx("出院诊断：低钠血症", "zh")
+
+
+def test_gerd_spellings() -> None:
+    assert _dx("Secondary diagnosis: Gastro-esophageal reflux disease.", "en") == {"K21.9"}
+
+
+def test_thoracoscopic_pleurodesis_is_an_operation_bedside_is_not() -> None:
+    text = "He underwent VATS talc pleurodesis on October 21, 2026 with a chest tube."
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "VATS talc pleurodesis", "date": "2026-10-21"}
+    ]
+    assert (
+        _fields("Talc pleurodesis via the chest drain on 2026-10-21.", "en")["procedures"] is None
+    )
+    zh = _fields("2026年10月21日于全麻下行胸腔镜下滑石粉胸膜固定术。", "zh")["procedures"]
+    assert zh == [{"name": "胸腔镜下滑石粉胸膜固定术", "date": "2026-10-21"}]
+    assert _fields("2026年10月21日经胸腔引流管行胸膜固定术。", "zh")["procedures"] is None
+
+
+def test_operation_named_with_its_object_and_abbreviated_twice() -> None:
+    text = (
+        "Operation: L frontal craniotomy and excision of tumour on 13/10/2026.\n"
+        "Post-op MRI: gross total resection."
+    )
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "L frontal craniotomy and excision of tumour", "date": "2026-10-13"}
+    ]
+    text = (
+        "Operation: VATS right middle lobectomy and mediastinal lymph node dissection, "
+        "2026-09-03.\nCourse: Underwent VATS RML lobectomy without complication."
+    )
+    assert _fields(text, "en")["procedures"] == [
+        {
+            "name": "VATS right middle lobectomy and mediastinal lymph node dissection",
+            "date": "2026-09-03",
+        }
+    ]
+    text = "Procedure this admission: VATS RML lobectomy + mediastinal LN dissection, 3rd Nov 2026."
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "VATS RML lobectomy + mediastinal LN dissection", "date": "2026-11-03"}
+    ]
+
+
+def test_a_regimen_abbreviation_gives_way_to_the_drugs_spelled_after_it() -> None:
+    text = '于2026-11-03行二线"TP方案"化疗第1周期：多西他赛 120mg d1 + 顺铂 40mg d1-3。'
+    assert _fields(text, "zh")["chemotherapy_regimens"] == ["docetaxel+cisplatin"]
+
+
+def test_amivantamab_joins_a_chemotherapy_regimen() -> None:
+    text = "2026-09起三线予Amivantamab + Carboplatin + Pemetrexed方案。"
+    assert _fields(text, "zh")["chemotherapy_regimens"] == ["amivantamab+carboplatin+pemetrexed"]
+
+
+def test_a_spouse_who_smokes_says_nothing_of_the_patient() -> None:
+    text = "Social hx: Never smoker. Husband smokes at home (passive exposure)."
+    assert _fields(text, "en")["smoking"] == "never"
+    assert _fields("个人史：否认吸烟史，丈夫吸烟，有被动吸烟。", "zh")["smoking"] == "never"
