@@ -172,6 +172,7 @@ class Vocab:
     generic_node: re.Pattern[str]
     conj: re.Pattern[str]
     physio_strong: re.Pattern[str]
+    degenerative: re.Pattern[str]
     resolved: re.Pattern[str]
     tneg_pre: re.Pattern[str]
     tneg_post: re.Pattern[str]
@@ -180,6 +181,7 @@ class Vocab:
     another: re.Pattern[str]
     comparison: re.Pattern[str]
     stage: re.Pattern[str]
+    treatment_change: re.Pattern[str]
     simplified: dict[int, str]
     same_lobe: re.Pattern[str]
     rest: re.Pattern[str]
@@ -226,7 +228,8 @@ def vocab() -> Vocab:
         station_site=station_site,
         lesion_cue=_rx(_both(cues)),
         lesion_noun=_rx(_both(nouns)),
-        before=_rx("(?:" + _mixed(nl["before"]) + r")\s*(?:the\s+)?(?:[a-z]+\s+)?$"),
+        # up to two describing words between ("abutting the posterior costal pleura")
+        before=_rx("(?:" + _mixed(nl["before"]) + r")\s*(?:the\s+)?(?:[a-z]+\s+){0,2}$"),
         after=_rx(r"\s*(?:" + _mixed(nl["after"]) + ")"),
         reference=_rx(_mixed(nl["reference"])),
         physio=_rx(_mixed(nl["physiological"])),
@@ -237,10 +240,14 @@ def vocab() -> Vocab:
         node_word=_rx("|".join(spec["role_rules"]["node_words"])),
         distant=frozenset(spec["role_rules"]["distant"]),
         ignore_heading=_rx(
-            r"(?:^|(?<=\n)|(?<=\.\s))[ \t#*\[]*(?:(?P<line>"
+            r"(?:(?:^|(?<=\n)|(?<=\.\s))[ \t#*\[]*(?:(?P<line>"
             + _alts(spec["ignore_headings"]["line"])
             + ")|(?P<sentence>"
             + _alts(spec["ignore_headings"]["sentence"])
+            # a Chinese heading may follow other header fields on its line
+            # ("检查日期:2026-10-22 适应症:…")
+            + r"))|(?<=[ \t])(?P<zline>"
+            + _alts([w for w in spec["ignore_headings"]["line"] if not w.isascii()])
             + r"))[ \t\]]*:"
         ),
         extra_heading=_rx(
@@ -265,6 +272,7 @@ def vocab() -> Vocab:
             + r")+$"
         ),
         physio_strong=_rx(_mixed(nl["physiological_strong"])),
+        degenerative=_rx(_mixed(nl["degenerative"])),
         resolved=_rx(_mixed(nl["resolved"])),
         tneg_pre=_rx("(?:" + _mixed(spec["tendency_negation"]["pre"]) + r")[^,;:]{0,25}$"),
         tneg_post=_rx(
@@ -276,6 +284,7 @@ def vocab() -> Vocab:
         ),
         recommend=_rx("|".join(spec["recommendation"]["words"])),
         stage=_rx(spec["stage_statement"]["pattern"]),
+        treatment_change=_rx(spec["treatment_change"]["pattern"]),
         comparison=_rx(_mixed(nl["comparison"])),
         another=_rx("(?:" + "|".join(spec["another_lesion"]["words"]) + ")"),
         simplified={
@@ -339,14 +348,17 @@ def sizes(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
             continue  # "短径均<1.0cm": a threshold, not a measurement
         if 0 < max(vals) <= MAX_SIZE_CM:
             out.append(Number(m.start(), m.end(), round(max(vals), 2)))
-    return out
+    stop = len(norm) if end is None else end
+    out += [n for n in _table_sizes(norm) if start <= n.start and n.end <= stop]
+    return sorted(out, key=lambda n: n.start)
 
 
-@lru_cache(maxsize=4)
-def _table_suvs(norm: str) -> list[Number]:
-    """Values under an "SUVmax" column of a table written with | or tabs."""
-    out: list[Number] = []
+def _table_column(norm: str, head: re.Pattern[str]) -> list[tuple[Number, str]]:
+    """Cells under a column of a table written with | or tabs whose heading matches
+    `head`, with the heading: each cell a number or numbers joined by "x"."""
+    out: list[tuple[Number, str]] = []
     col: int | None = None
+    title = ""
     pos = 0
     for line in norm.split("\n"):
         sep = "|" if "|" in line else ("\t" if "\t" in line else None)
@@ -354,15 +366,43 @@ def _table_suvs(norm: str) -> list[Number]:
             col = None
         else:
             cells = line.split(sep)
-            heads = [i for i, c in enumerate(cells) if re.fullmatch(r"\s*suv\s*(?:max)?\s*", c)]
+            heads = [i for i, c in enumerate(cells) if head.fullmatch(c.strip())]
             if heads:
-                col = heads[0]
+                col, title = heads[0], cells[heads[0]]
             elif col is not None and col < len(cells):
                 at = pos + sum(len(c) + 1 for c in cells[:col])
-                m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*", cells[col])
+                m = re.fullmatch(
+                    r"\s*(\d+(?:\.\d+)?(?:\s*[x*]\s*\d+(?:\.\d+)?){0,2})\s*", cells[col]
+                )
                 if m:
-                    out.append(Number(at + m.start(1), at + m.end(1), float(m.group(1))))
+                    vals = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", m.group(1))]
+                    out.append((Number(at + m.start(1), at + m.end(1), max(vals)), title))
         pos += len(line) + 1
+    return out
+
+
+@lru_cache(maxsize=4)
+def _table_suvs(norm: str) -> list[Number]:
+    """Values under an "SUVmax" column of a table."""
+    return [n for n, _ in _table_column(norm, re.compile(r"suv\s*(?:max)?"))]
+
+
+_TABLE_SIZE_HEAD = re.compile(
+    r"(?:size|diameter|大小|尺寸|直径|长径)\s*\(?\s*(cm|mm|厘米|毫米|公分|公厘)\s*\)?"
+)
+
+
+@lru_cache(maxsize=4)
+def _table_sizes(norm: str) -> list[Number]:
+    """Values under a size column whose heading gives the unit ("Size (cm)", "大小(mm)");
+    a bare "Size" column says no unit, so its numbers are not read as sizes."""
+    out = []
+    for n, title in _table_column(norm, _TABLE_SIZE_HEAD):
+        unit = _TABLE_SIZE_HEAD.fullmatch(title.strip())
+        scale = 10.0 if unit and unit.group(1) in ("mm", "毫米", "公厘") else 1.0
+        value = round(n.value / scale, 2)
+        if 0 < value <= MAX_SIZE_CM:
+            out.append(Number(n.start, n.end, value))
     return out
 
 
@@ -411,6 +451,8 @@ def site_hits(norm: str) -> list[SiteHit]:
     raw: list[SiteHit] = []
     for pat, site, detail, weak in v.sites:
         raw += [SiteHit(m.start(), m.end(), site, detail, weak) for m in pat.finditer(norm)]
+    levels: list[re.Match[str]] = []
+    spinal: set[str] = set()
     for m in v.vertebra.finditer(norm):
         window = re.split(r"[。;\n]|\.(?=\s)", norm[m.end() : m.end() + v.vertebra_window])[0]
         if (
@@ -418,8 +460,16 @@ def site_hits(norm: str) -> list[SiteHit]:
             or norm[max(0, m.start() - 2) : m.start()].find("肝") != -1
         ):
             continue  # liver segment S7
+        levels.append(m)
         if v.vertebra_near.search(window):
-            raw.append(SiteHit(m.start(), m.end(), "bone"))
+            spinal.add(re.sub(r"\s", "", m.group(0)))
+    # a level the report once calls vertebral ("T9 vertebral body") is the same bone
+    # when named bare later ("right adrenal and T9 lesions")
+    raw += [
+        SiteHit(m.start(), m.end(), "bone")
+        for m in levels
+        if re.sub(r"\s", "", m.group(0)) in spinal
+    ]
     for pat in v.stations:
         for m in pat.finditer(norm):
             station = v.station_site.get(int(m.group(1)))
@@ -474,7 +524,8 @@ _SEP_NODE = re.compile(r"[;:]|伴|并|\bwith\b")
 
 def _is_landmark(norm: str, hit: SiteHit, unit_start: int) -> bool:
     v = vocab()
-    head = norm[max(unit_start, hit.start - 16) : hit.start]
+    # wide enough for "abutting the mediastinal pleura"
+    head = norm[max(unit_start, hit.start - 32) : hit.start]
     head = re.split(r"[,;:]", head)[-1]
     # side words between the landmark verb and the site ("邻近左侧胸膜")
     head = re.sub(r"(?:(?:左|右|双|两)侧?|\b(?:left|right|bilateral|ipsilateral)\b)\s*$", "", head)
@@ -595,7 +646,11 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
         e = min([c for c in cuts if c > m.end()] + [len(norm)])
         label[m.start() : e] = [None] * (m.end() - m.start()) + [kind] * (e - m.end())
     for m in v.ignore_heading.finditer(norm):
-        stop = re.compile(r"\n") if m.group("line") else re.compile(r"\n|[。;]|\.(?=\s)")
+        stop = (
+            re.compile(r"\n")
+            if m.group("line") or m.group("zline")
+            else re.compile(r"\n|[。;]|\.(?=\s)")
+        )
         e = (stop.search(norm, m.end()) or re.search(r"$", norm)).start()  # type: ignore[union-attr]
         # a one-paragraph report ("History: … Findings: … Impression: …"): the
         # ignored heading ends where the next section begins
@@ -1117,6 +1172,9 @@ def _qualifies(p: Part) -> bool:
     if p.section == "findings":
         # a node is a lesion when something is wrong with it ("数枚小淋巴结" is not)
         cue = p.abnormal if (p.hit.site in NODE_SITES or p.node) else p.lesion_cue
+        if not (p.noun or sz or sv) and vocab().degenerative.search(p.norm_text):
+            # "degenerative uptake at the facet joints": like physiological uptake
+            return False
         return not p.physio and (cue or bool(sz) or bool(sv) or bool(cues))
     # an impression statement creates a lesion only when it names one, or judges
     # an abnormal finding ("diffuse bone marrow uptake, likely reactive")
@@ -1173,7 +1231,18 @@ def build(text: str, norm: str, lang: str, secs: list[Section]) -> list[Lesion]:
             lesions.append(Lesion(p.hit.key, p.hit.site, [p]))
     for p in generic:
         _attach_generic(p, pending, lesions)
+    lesions = [les for les in lesions if not _treatment_change(les)]
     return sorted(lesions, key=lambda les: les.first)
+
+
+def _treatment_change(les: Lesion) -> bool:
+    """The report calls the lesion the expected change of treatment ("post-SBRT change
+    at the RUL treatment site without evidence of local recurrence", "放疗后改变") and no
+    malignant word judges it: like post-surgical change, no lesion."""
+    if not any(vocab().treatment_change.search(p.norm_text) for p in les.parts):
+        return False
+    judging = [p for p in les.parts if p.section == "impression"] or les.parts
+    return not any(p.cues & {"malignant", "metastasis"} for p in judging)
 
 
 _STATION_LABEL = re.compile(r"(?<![\d.])(1[0-4]|[1-9])\s?([rl]?)(?![\d.]|\s*(?:mm|cm|毫米|厘米|%))")
@@ -1183,7 +1252,12 @@ def _labels(p: Part) -> set[str]:
     """Station labels ("4r", "7") a node part names; empty for other sites."""
     if p.hit.site not in NODE_SITES:
         return set()
-    return {a + b for a, b in _STATION_LABEL.findall(p.norm_text[: p.hit.end - p.start + 12])}
+    reach = p.hit.end - p.start + 12
+    # a bracket right after the site lists its stations in full ("mediastinal (2R, 4R, 4L, 7)")
+    bracket = re.match(r"\s*\([^()]*\)", p.norm_text[p.hit.end - p.start :])
+    if bracket:
+        reach = max(reach, p.hit.end - p.start + bracket.end())
+    return {a + b for a, b in _STATION_LABEL.findall(p.norm_text[:reach])}
 
 
 def _separate(les: Lesion, p: Part) -> bool:

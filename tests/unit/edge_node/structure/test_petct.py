@@ -888,3 +888,206 @@ def test_plural_benign_nouns_judge() -> None:
         (2.1, "benign"),
         (1.0, "benign"),
     ]
+
+
+# --------------------------------------------------------------------------- held-out set 3 rules
+
+
+def test_vertebral_level_named_bare_later_is_the_same_bone() -> None:
+    text = (
+        "Findings:\nBones: intense uptake in the L3 vertebral body, SUVmax 7.2.\n"
+        "Impression:\nNew liver and L3 lesions, in keeping with metastases."
+    )
+    assert [(f["site"], f["tendency"], f["role"]) for f in run(text, "en")] == [
+        ("bone", "malignant", "metastasis"),
+        ("liver", "malignant", "metastasis"),
+    ]
+
+
+def test_bare_level_never_called_vertebral_stays_no_site() -> None:
+    # "T2" with no spine word anywhere is a stage, not a vertebra
+    text = (
+        "Findings:\nRight upper lobe mass 3.1 cm, SUVmax 9.0.\n"
+        "Impression:\nT2 lesion of the RUL, carcinoma."
+    )
+    assert sites(run(text, "en")) == ["right_upper_lobe"]
+
+
+@pytest.mark.parametrize(
+    ("head", "cell", "size"),
+    [("Size (cm)", "2.4", 2.4), ("大小(mm)", "18", 1.8), ("Size (cm)", "3.1 x 2.0", 3.1)],
+)
+def test_table_size_column_with_a_unit_in_its_heading(head: str, cell: str, size: float) -> None:
+    text = (
+        "FINDINGS:\n"
+        f"| No. | Site | {head} | SUVmax |\n"
+        f"| 1 | Right lower lobe | {cell} | 6.3 |\n"
+        "| 2 | Left 4th rib | - | 3.0 |\n"
+        "IMPRESSION:\n1. Right lower lobe carcinoma.\n2. Rib uptake, post-traumatic, benign."
+    )
+    assert [(f["site"], f["size_cm"], f["suvmax"]) for f in run(text, "en")] == [
+        ("right_lower_lobe", size, 6.3),
+        ("bone", None, 3.0),
+    ]
+
+
+def test_table_size_column_without_a_unit_is_not_read() -> None:
+    text = (
+        "FINDINGS:\n| # | Site | Size | SUVmax |\n| 1 | Right lower lobe | 2.4 | 6.3 |\n"
+        "IMPRESSION:\nRight lower lobe carcinoma."
+    )
+    assert [(f["size_cm"], f["suvmax"]) for f in run(text, "en")] == [(None, 6.3)]
+
+
+def test_osteoblastic_and_osteolytic_are_no_new_bone_site() -> None:
+    # "成骨性"/"溶骨性" describe the lesion; they do not start another bone lesion
+    resolved = (
+        "检查所见：\n原T10椎体转移灶现呈成骨性改变，代谢已恢复正常。\n"
+        "右肺下叶结节约1.2cm，SUVmax 5.5。\n"
+        "诊断意见：\n1. 右肺下叶肺癌。\n2. T10椎体转移灶治疗后，代谢完全缓解。"
+    )
+    assert sites(run(resolved)) == ["right_lower_lobe"]
+    lytic = "检查所见：\n骨骼：左侧髂骨见溶骨性骨质破坏，SUVmax 8.1。\n诊断意见：\n左侧髂骨转移。"
+    assert [(f["site"], f["suvmax"]) for f in run(lytic)] == [("bone", 8.1)]
+
+
+def test_indication_heading_after_other_fields_on_its_line_is_no_finding() -> None:
+    # traditional characters; the 適應症 heading follows the exam date on one line
+    text = (
+        "檢查日期：115/03/02　適應症：右下肺葉腫瘤，分期\n發現：\n"
+        "頸部：右側鎖骨上窩可見兩顆淋巴結，較大者約1.1公分，SUVmax 5.0。\n"
+        "胸部：右下肺葉腫塊約3.2公分，SUVmax 11.0。\n"
+        "印象：\n1. 右下肺葉肺癌。\n2. 右側鎖骨上淋巴結轉移。"
+    )
+    assert sites(run(text)) == ["supraclavicular_lymph_node", "right_lower_lobe"]
+
+
+@pytest.mark.parametrize("heading", ["Clinical info:", "适应症:"])
+def test_clinical_headings_are_no_findings(heading: str) -> None:
+    text = (
+        f"{heading} left upper lobe mass, biopsy proven carcinoma.\n"
+        "Observations:\nLiver: 2.0 cm lesion, SUVmax 6.0.\n"
+        "Left upper lobe mass 4.0 cm, SUVmax 12.\n"
+        "Impression:\nLeft upper lobe primary carcinoma with a liver metastasis."
+    )
+    assert sites(run(text, "en")) == ["liver", "left_upper_lobe"]
+
+
+def test_station_written_with_zhan_is_a_station() -> None:
+    text = (
+        "检查所见：\n主动脉旁（第6站）淋巴结约1.1cm，SUVmax 4.6。\n"
+        "诊断意见：\n纵隔（第6站）淋巴结转移。"
+    )
+    assert [(f["site"], f["size_cm"], f["suvmax"], f["tendency"]) for f in run(text)] == [
+        ("mediastinal_lymph_node", 1.1, 4.6, "malignant")
+    ]
+
+
+def test_station_list_in_a_bracket_is_read_in_full() -> None:
+    findings = "".join(
+        f" - {name} ({st}): {size} cm, SUVmax {suv}\n"
+        for name, st, size, suv in [
+            ("right lower paratracheal", "4R", 1.5, 6.0),
+            ("left lower paratracheal", "4L", 1.1, 4.2),
+            ("aortopulmonary window", "5", 1.2, 3.9),
+            ("subcarinal", "7", 1.9, 8.4),
+            ("paraesophageal", "8", 1.0, 3.5),
+        ]
+    )
+    text = (
+        f"Findings:\nNodes:\n{findings}Impression:\nMediastinal (4R, 4L, 5, 7, 8) nodal metastases."
+    )
+    assert [f["tendency"] for f in run(text, "en")] == ["malignant"] * 5
+
+
+def test_landmark_word_further_before_the_site() -> None:
+    text = (
+        "Findings: A 2.8 cm LLL mass abutting the posterior costal pleura, SUVmax 9.9.\n"
+        "Impression: LLL carcinoma."
+    )
+    assert [(f["site"], f["suvmax"]) for f in run(text, "en")] == [("left_lower_lobe", 9.9)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "lang"),
+    [
+        ("Post-radiation change at the LUL treatment site, no evidence of recurrence.", "en"),
+        ("左肺上叶放疗后改变，未见复发征象。", "zh"),
+    ],
+)
+def test_treatment_change_is_no_lesion(statement: str, lang: str) -> None:
+    text = (
+        "Findings:\nLUL: band-like consolidation along the radiation field, SUVmax 2.6.\n"
+        "Right adrenal nodule 1.5 cm, SUVmax 5.8.\n"
+        f"Impression:\n1. {statement}\n2. Right adrenal metastasis."
+    )
+    assert sites(run(text, lang)) == ["adrenal"]
+
+
+def test_treatment_change_judged_malignant_stays_a_lesion() -> None:
+    text = (
+        "Findings:\nLUL: consolidation at the radiation field, SUVmax 7.6.\n"
+        "Impression:\nPost-radiation change in the LUL with a nodular focus "
+        "suspicious for recurrence."
+    )
+    assert [(f["site"], f["tendency"]) for f in run(text, "en")] == [
+        ("left_upper_lobe", "malignant")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("finding", "lang"),
+    [
+        ("Skeleton: no suspicious lesion. Degenerative uptake in the cervical spine.", "en"),
+        ("骨骼：颈椎退行性改变伴轻度摄取。", "zh"),
+    ],
+)
+def test_degenerative_uptake_is_no_lesion(finding: str, lang: str) -> None:
+    text = (
+        f"Findings:\nRight upper lobe nodule 1.9 cm, SUVmax 6.2.\n{finding}\n"
+        "Impression:\nRUL carcinoma."
+    )
+    assert sites(run(text, lang)) == ["right_upper_lobe"]
+
+
+def test_measured_degenerative_focus_is_still_a_lesion() -> None:
+    text = (
+        "Findings:\nFocal uptake at the L4-L5 facet joints, SUVmax 3.4, with degenerative change.\n"
+        "Impression:\nFacet joint uptake, likely degenerative."
+    )
+    assert [(f["site"], f["tendency"]) for f in run(text, "en")] == [("bone", "benign")]
+
+
+@pytest.mark.parametrize(
+    ("statement", "tendency"),
+    [
+        ("with left hilar nodal involvement", "malignant"),
+        ("with left hilar node, reactive versus nodal involvement", "indeterminate"),
+    ],
+)
+def test_nodal_involvement_is_malignant(statement: str, tendency: str) -> None:
+    text = (
+        "Findings:\nLeft lower lobe mass 3.6 cm, SUVmax 12.1. Left hilar node 1.4 cm, SUVmax 5.0.\n"
+        f"Impression:\nLeft lower lobe primary carcinoma {statement}."
+    )
+    assert [f["tendency"] for f in run(text, "en")] == ["malignant", tendency]
+
+
+def test_cervical_spine_is_bone_not_neck() -> None:
+    text = (
+        "Findings:\nFocal uptake in the cervical spine, SUVmax 6.8.\n"
+        "Impression:\nCervical spine metastasis."
+    )
+    assert [(f["site"], f["role"]) for f in run(text, "en")] == [("bone", "metastasis")]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The previously avid subcarinal node is now metabolically normalised.",
+        "Subcarinal node, previously FDG avid, shows metabolic normalization.",
+    ],
+)
+def test_metabolically_normalised_node_is_no_lesion(sentence: str) -> None:
+    text = f"Findings:\nRUL mass 3.0 cm, SUVmax 9.0.\n{sentence}\nImpression:\nRUL carcinoma."
+    assert sites(run(text, "en")) == ["right_upper_lobe"]
