@@ -435,7 +435,12 @@ def _date_res() -> list[tuple[re.Pattern[str], str]]:
         mon = _alt(list(_MONTHS))
         _DATE_RES.extend(
             [
+                # Taiwan (ROC) calendar: 民国115年10月5日 is 2026-10-05; a bare ROC year
+                # is partial, caught here so it is not read as anything else
+                (re.compile(r"民国\s*(\d{2,3})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?"), "roc"),
+                (re.compile(r"民国\s*(\d{2,3})\s*年(?:\s*\d{1,2}\s*月)?"), "partial"),
                 (re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"), "ymd"),
+                (re.compile(rf"(\d{{4}})-({mon})-(\d{{1,2}})(?!\d)"), "ymond"),
                 (
                     re.compile(rf"(\d{{1,2}})(?:st|nd|rd|th)?[\s-]+({mon})\.?,?[\s-]+(\d{{4}})"),
                     "dmy",
@@ -469,6 +474,10 @@ def _iso(g: tuple[str | Any, ...], form: str) -> str | None:
     try:
         if form == "ymd":
             y, mo, d = int(g[0]), int(g[1]), int(g[2])
+        elif form == "roc":
+            y, mo, d = int(g[0]) + 1911, int(g[1]), int(g[2])
+        elif form == "ymond":
+            y, mo, d = int(g[0]), _MONTHS[g[1]], int(g[2])
         elif form == "dmy":
             y, mo, d = int(g[2]), _MONTHS[g[1]], int(g[0])
         elif form == "mdy":
@@ -614,6 +623,7 @@ def _surgeries(norm: str) -> list[Mention]:
     dates = _dates(norm)
     label = re.compile(_spec()["dates"]["surgery_label"])
     result = re.compile(_spec()["surgery"]["en_result_before"])
+    not_before = re.compile(_spec()["surgery"]["not_before"])
     labelled = [d for d in dates if d[2] and label.search(norm[max(0, d[0] - 25) : d[0]])]
     out = []
     for a, b in _chain(norm, _surgery_pieces(norm)):
@@ -622,6 +632,8 @@ def _surgeries(norm: str) -> list[Mention]:
         after = re.split(r"[,.;(]", norm[b : b + 20])[0]
         if (s.zh_exclude if zh else s.en_exclude).search(name + " " + after):
             continue
+        if not_before.search(norm[max(0, a - 25) : a]):
+            continue  # "(converted from VATS ...)" names the abandoned approach
         if _planned(norm, a, b) or result.search(norm, norm.rfind("\n", 0, a) + 1, a):
             continue  # "Post-op MRI: gross total resection" reports a result
         negated, uncertain = _status(norm, a, b)
@@ -649,7 +661,7 @@ def _planned(norm: str, a: int, b: int) -> bool:
 
 _PLAN_AFTER = re.compile(
     r"\b(?:is|are|was|were) (?:planned|recommended|proposed|scheduled|declined|refused|deferred)"
-    r"|\bwill be\b|待|拟|建议|计划"
+    r"|\bwill be\b|\bto (?:be )?discuss(?:ed)?\b|待|拟|建议|计划"
 )
 
 
@@ -674,8 +686,17 @@ def _other_event_date(norm: str, d: tuple[int, int, str | None], a: int) -> bool
 
 
 _DATE_AFTER = re.compile(
+    # "CABG x3 (LIMA-LAD, SVG-OM) on 15 June 2019": a count and an aside may come between
+    r"(?:\s*x\s*\d)?(?:\s*\([^()\n]{0,60}\))?"
     r"[\s,(:-]*(?:(?:was |were )?(?:performed|done|carried out)\s+)?(?:on|in|dated|at)?[\s(]*"
 )
+
+
+def _after_operation(norm: str, d: tuple[int, int, str | None], floor: int) -> bool:
+    """ "hysterectomy 1998 left breast lumpectomy 07/22/2015": a date written right
+    after another operation's name is that operation's."""
+    lead = norm[max(floor, d[0] - 40) : d[0]].rstrip(" ,(")
+    return any(t.end() == len(lead) for t in _surg().en_terms.finditer(lead))
 
 
 def _date_for(
@@ -697,6 +718,7 @@ def _date_for(
         if after and _DATE_AFTER.fullmatch(norm[b : after[0][0]]):
             inside = [after[0]]
     inside = [d for d in inside if not _other_event_date(norm, d, a)]
+    inside = [d for d in inside if not (d[1] <= a and _after_operation(norm, d, c_start))]
     if not inside:
         return None, None
     best = min(inside, key=lambda d: min(abs(d[1] - a), abs(d[0] - b)))
@@ -863,8 +885,14 @@ def _smoking_status(mentions: list[Mention]) -> tuple[str | None, list[Mention]]
 # ---------------------------------------------------------------- contract
 
 
+@lru_cache(maxsize=1)
+def _traditional() -> dict[int, str]:
+    return str.maketrans(_spec()["traditional"]["map"])
+
+
 def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
     """Every diagnosis, operation, regimen and smoking statement in the summary."""
+    norm = norm.translate(_traditional())  # "出院診斷" reads as "出院诊断"; one for one
     return _diagnoses(text, norm) + _surgeries(norm) + _regimens(text, norm) + _smoking(norm)
 
 
@@ -882,6 +910,7 @@ def assemble(
     mentions: list[Mention], text: str, norm: str, lang: str, secs: list[Section]
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
+    norm = norm.translate(_traditional())
     dx = [m for m in mentions if m.label in ("dx", "dx_code")]
     # the summary's own diagnosis list, not symptoms or history in the narrative; the
     # discharge list replaces the admission (working) list
@@ -914,9 +943,13 @@ def _refines(m: Mention, listed: list[Mention]) -> bool:
 
 
 _LABEL = re.compile(
-    r"^[ \t#*-]*(?:\[([^\]\n]{1,16})\]|([a-z\u4e00-\u9fff][a-z\u4e00-\u9fff /&'-]{0,30}?)\s*:)",
+    r"^[ \t#*-]*(?:\[([^\]\n]{1,16})\]|([a-z\u4e00-\u9fff][a-z\u4e00-\u9fff /&'-]{0,44}?)\s*:)",
     re.M,
 )
+# a heading alone on its line, no colon (dictated "Discharge diagnoses")
+_BARE = re.compile(r"^[ \t#*-]*([a-z\u4e00-\u9fff][a-z\u4e00-\u9fff /&'-]{0,44}?)[ \t]*$", re.M)
+# a blank line not followed by another item ("2. ...", "- ...", "②") ends a list
+_BLANK = re.compile(r"\n[ \t]*\n(?![ \t\n]*(?:\d{1,2}\s*[.)、]?\s|[-*•·]|[\u2460-\u2473]))")
 
 
 def _dx_lists(norm: str, secs: list[Section]) -> tuple[list[tuple[int, int]], ...]:
@@ -934,12 +967,23 @@ def _dx_lists(norm: str, secs: list[Section]) -> tuple[list[tuple[int, int]], ..
         label = " ".join((m.group(1) or m.group(2)).split())
         kind = next((k for k, w in words.items() if label in w), None)
         heads.append((m.end(), m.end(), kind))
+    for m in _BARE.finditer(norm):
+        label = " ".join(m.group(1).split())
+        kind = next((k for k, w in words.items() if label in w), None)
+        if kind:
+            heads.append((m.end(), m.end(), kind))
     bounds = sorted({s.end for s in secs} | {m.start() for m in _LABEL.finditer(norm)})
     out: dict[str, list[tuple[int, int]]] = {"discharge": [], "admission": []}
     for start, sec_end, kind in heads:
         if kind is None:
             continue
         end = min([b for b in bounds if b >= start] + [sec_end if sec_end > start else len(norm)])
+        # a blank line after the items ends the list too (dictated summaries run on
+        # into "History of present illness ..." with no colon)
+        first = re.search(r"\S", norm[start:end])
+        blank = _BLANK.search(norm, start + first.start()) if first else None
+        if blank and blank.start() < end:
+            end = blank.start()
         out[kind].append((start, end))
     return out["discharge"], out["admission"]
 
@@ -1024,8 +1068,10 @@ def _put_procedures(ex: Extraction, mentions: list[Mention], text: str) -> None:
         for i, (first, old_name, old_date, group) in enumerate(merged):
             a, b = _core(old_name), _core(name)
             if (a in b or b in a) and (old_date is None or date is None or old_date == date):
+                # the name as first written (held-out convention 18), unless only a
+                # later mention dates it ("admitted for lobectomy ... underwent VATS
+                # lobectomy on 2/2/2023")
                 better = date is not None and old_date is None
-                better = better or ((date is None) == (old_date is None) and len(b) > len(a))
                 merged[i] = (
                     first,
                     name if better else old_name,

@@ -445,7 +445,7 @@ def _label_before(norm: str, lo: int, hi: int) -> tuple[str | None, bool]:
     the words say it is a total."""
     _, station, total = _ln_res()
     seg = norm[lo:hi]
-    st = station.search(seg)
+    st = _last(station.finditer(seg))  # "station 4r nil of 3 station 7 nil of 4"
     if st is None:
         # "stations 2r 0/3, 7 0/3": a bare station number right before the count
         bare = re.search(r"(?<![\da-z./])(\d{1,2}[rl]?)\s*:?\s*\(?\s*$", seg)
@@ -519,14 +519,64 @@ def _en_num(s: str) -> int | None:
     return words.get(s)
 
 
+@lru_cache(maxsize=1)
+def _table_res() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    spec = _lex()["lymph_node"]["table"]
+    return re.compile(spec["station"]), re.compile(spec["examined"]), re.compile(spec["positive"])
+
+
+_ROW = re.compile(r"[ \t]*(\S+(?:[ \t]\S+)??)[ \t]+(\d{1,3})[ \t]+(\d{1,3})[ \t]*")
+
+
+def _node_table(norm: str) -> list[_Nodes]:
+    """Rows of a station table ("Station | Examined | Involved", one row a station);
+    the total row is left out, as the stations already sum to it."""
+    station, examined, positive = _table_res()
+    total = _ln_res()[2]
+    out: list[_Nodes] = []
+    pos = 0
+    for line in norm.splitlines(keepends=True):
+        pos += len(line)
+        head = line.strip()
+        if not (len(head) < 60 and station.search(head)):
+            continue
+        ex_m, pos_m = examined.search(head), positive.search(head)
+        if not (ex_m and pos_m and ex_m.start() != pos_m.start()):
+            continue
+        flip = pos_m.start() < ex_m.start()  # "Positive / Examined" columns
+        row_at = pos
+        for row in norm[pos:].splitlines(keepends=True):
+            m = _ROW.fullmatch(row.rstrip("\n"))
+            if m is None:
+                break
+            a, b = int(m.group(2)), int(m.group(3))
+            n_ex, n_pos = (b, a) if flip else (a, b)
+            if n_pos <= n_ex and not total.search(m.group(1)):
+                key = _station_key(m.group(1))
+                out.append(_Nodes(row_at + m.start(1), row_at + m.end(3), n_ex, n_pos, key))
+            row_at += len(row)
+    return out
+
+
+_LIST_STATION = re.compile(r"[\s;,、]*\d{1,2}[rl]?\s*:?\s*")
+
+
 def _find_nodes(norm: str) -> list[Mention]:
-    found: list[_Nodes] = []
+    found: list[_Nodes] = _node_table(norm)
+    table = [(n.start, n.end) for n in found]
     prev_end = 0
     key: str | None
     positive: int | None
     for m in _FRAC.finditer(norm):
         pos_n, ex_n = int(m.group(1)), int(m.group(2))
-        if ex_n == 0 or pos_n > ex_n or not _ln_ok(norm, m.start()):
+        # "(5: 0/2; 6: 0/1": a station number after the previous count continues its list
+        listed = bool(found) and found[-1].station is not None
+        listed = (
+            listed
+            and re.fullmatch(r"[\s;,、]*\d{1,2}[rl]?\s*:?\s*", norm[found[-1].end : m.start()])
+            is not None
+        )
+        if ex_n == 0 or pos_n > ex_n or not (_ln_ok(norm, m.start()) or listed):
             continue
         lo = max(prev_end, m.start() - 25, _clause_at(norm, m.start())[0])
         # a label written after the count ("0/3 hilar, 0/5 mediastinal") is its own
@@ -553,7 +603,7 @@ def _find_nodes(norm: str) -> list[Mention]:
             row.station = f"#{row.start}"
             if prev.station is None:
                 prev.station = f"#{prev.start}"
-    taken = [(n.start, n.end) for n in found]
+    taken = [(n.start, n.end) for n in found] + table
 
     def free(a: int, b: int) -> bool:
         return not any(x < b and a < y for x, y in taken)
@@ -754,12 +804,23 @@ _NOT_ASSESSED_BEFORE = re.compile(
 )
 
 
+_NOT_ASSESSED_LIST = re.compile(
+    r"(?:无法|不能|未能|难以)(?:评估|评价|判断)(?:[^,;。]{1,12},)+\s*$"
+    r"|(?:cannot|could not|unable to)\s+(?:be\s+)?(?:assess|evaluat)\w*(?:[^;.,]{1,30},)+\s*$"
+)
+
+
 def _not_assessed(norm: str, m: re.Match[str]) -> bool:
     """ "cannot be assessed" after the feature, or "无法评估脉管及胸膜侵犯" before it."""
     if _NOT_ASSESSED.match(norm, m.end()):
         return True
     c_start = _clause_at(norm, m.start())[0]
-    return bool(_NOT_ASSESSED_BEFORE.search(norm, max(c_start, m.start() - 40), m.start()))
+    if _NOT_ASSESSED_BEFORE.search(norm, max(c_start, m.start() - 40), m.start()):
+        return True
+    # "无法评估胸膜侵犯、脉管侵犯及切缘": one "cannot assess" over a list of features
+    lead = norm[max(0, m.start() - 40) : m.start()]
+    lead = re.split(r"[。;\n]|\.(?=\s)", lead)[-1]
+    return bool(_NOT_ASSESSED_LIST.search(lead))
 
 
 def _find_invasion(text: str, norm: str) -> list[Mention]:
@@ -844,7 +905,7 @@ def _gene_window(norm: str, m: re.Match[str]) -> tuple[int, int]:
     list sharing one result, "EGFR、ALK、ROS1均阴性"), up to the next gene or sentence end."""
     pos = m.end()
     while True:
-        nxt = _GENE_RE.search(norm, pos, pos + 12)
+        nxt = _next_gene(norm, pos, pos + 12)
         if nxt and _LIST_SEP.match(norm[pos : nxt.start()]):
             pos = nxt.end()
             continue
@@ -854,10 +915,18 @@ def _gene_window(norm: str, m: re.Match[str]) -> tuple[int, int]:
     s = stop.search(norm, pos, hi)
     if s:
         hi = s.start()
-    nxt = _GENE_RE.search(norm, pos, hi)
+    nxt = _next_gene(norm, pos, hi)
     if nxt:
         hi = nxt.start()
     return pos, hi
+
+
+def _next_gene(norm: str, lo: int, hi: int) -> re.Match[str] | None:
+    """The next gene name, not a fusion partner ("EML4-ALK" is ALK's result)."""
+    for g in _GENE_RE.finditer(norm, lo, hi):
+        if norm[g.end() : g.end() + 1] != "-" and norm[max(0, g.start() - 1) : g.start()] != "-":
+            return g
+    return None
 
 
 def _egfr_status(norm: str, lo: int, hi: int) -> tuple[str, int, int] | None:
@@ -895,18 +964,23 @@ _PCT = re.compile(
     r"(?P<lt1><\s*1(?:\.0)?\s*%)"
     r"|(?P<range>" + _NUM + r"\s*%?\s*(?:-|~|至|到|to)\s*" + _NUM + r"\s*%)"
     r"|(?P<bound>(?:≥|≤|>=|<=|>|<)\s*" + _NUM + r"\s*%)"
-    r"|(?P<val>" + _NUM + r")\s*%"
+    r"|(?P<val>" + _NUM + r")\s*(?:%|per\s?cent(?![a-z]))"
 )
 _TPS_NUM = re.compile(r"tps\s*(?:score)?\s*[:=]?\s*(?:约|为)?\s*(\d{1,3})(?![\d.%-])")
 
 
 def _pdl1_value(norm: str, lo: int, hi: int) -> tuple[float | None, int, int] | None:
+    m_lo = lo
     tps = norm.find("tps", lo, hi)
     if tps >= 0:
         lo = tps
         n = _TPS_NUM.match(norm, tps, hi)
         if n:
             return float(n.group(1)), tps, n.end()
+        # "PD-L1 22C3: <1% (TPS)": the label after the value names it
+        named = _last(_PCT.finditer(norm, m_lo, tps))
+        if named and re.fullmatch(r"\s*\(?\s*", norm[named.end() : tps]):
+            lo = named.start()
     for p in _PCT.finditer(norm, lo, hi):
         before = norm[max(lo, p.start() - 12) : p.start()]
         if re.search(r"(?<![a-z])(?:cps|ic|immune)(?![a-z])|免疫细胞", before):
@@ -962,11 +1036,23 @@ def _find_molecular(norm: str) -> list[Mention]:
 
 @lru_cache(maxsize=1)
 def _traditional() -> dict[int, str]:
-    return str.maketrans(_lex()["traditional"]["map"])
+    # table pipes read as spaces, so "| Lymphovascular invasion | Not identified |"
+    # is one phrase
+    return str.maketrans(_lex()["traditional"]["map"] | {"|": " "})
+
+
+_PL_CODE = re.compile(r"(?<![a-z])pl\s*[0-3](?![0-9])")
+_FULL_STOP = re.compile(r"(?<![a-z])full stop(?![a-z])")
+
+
+def _fold(norm: str) -> str:
+    """Traditional characters, pipes and a dictated "full stop" folded, one for one."""
+    norm = norm.translate(_traditional())  # "陰性" reads as "阴性"
+    return _FULL_STOP.sub(lambda m: "." + " " * (len(m.group()) - 1), norm)
 
 
 def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
-    norm = norm.translate(_traditional())  # "陰性" reads as "阴性"; one for one
+    norm = _fold(norm)
     out: list[Mention] = []
     out += _find_histology(norm)
     out += _find_differentiation(norm)
@@ -994,6 +1080,9 @@ def _weak_res() -> tuple[re.Pattern[str], re.Pattern[str]]:
     )
 
 
+_QUERY = re.compile(r"\?\s*$")  # "?hamartoma ?carcinoid": a clinical query, not a finding
+
+
 def _weakly_doubted(norm: str, m: Mention) -> bool:
     """ "不除外腺癌", "suspicious for adenocarcinoma": a doubt too weak to be a diagnosis."""
     if not m.uncertain:
@@ -1019,6 +1108,7 @@ def _pick_histology(
         and not m.negated
         and not m.historical
         and not _weakly_doubted(norm, m)
+        and not _QUERY.search(norm, max(0, m.start - 3), m.start)
     ]
     generic = set(_lex()["generic_codes"]["codes"])
     malignant = [m for m in hist if m.value[0] != "benign"]
@@ -1064,7 +1154,7 @@ def assemble(
     mentions: list[Mention], text: str, norm: str, lang: str, secs: list[Section]
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
-    norm = norm.translate(_traditional())
+    norm = _fold(norm)
     zones = _zones(norm)
 
     def by(label: str) -> list[Mention]:
@@ -1103,7 +1193,11 @@ def assemble(
         ex.put("margin", m.value, m.start, m.end)
 
     for label, name in (("vpi", "visceral_pleural_invasion"), ("lvi", "lymphovascular_invasion")):
-        for m in by(label)[:1]:
+        found = by(label)
+        # a PL0-PL3 code is the pathologist's graded statement; it outranks prose
+        # such as a gross "abuts ... the pleura"
+        coded = [m for m in found if _PL_CODE.search(norm, m.start, m.end)]
+        for m in (coded or found)[:1]:
             ex.put(name, m.value, m.start, m.end)
 
     for label, name in (("egfr", "egfr"), ("alk", "alk")):

@@ -472,3 +472,83 @@ def test_a_spouse_who_smokes_says_nothing_of_the_patient() -> None:
     text = "Social hx: Never smoker. Husband smokes at home (passive exposure)."
     assert _fields(text, "en")["smoking"] == "never"
     assert _fields("个人史：否认吸烟史，丈夫吸烟，有被动吸烟。", "zh")["smoking"] == "never"
+
+
+# ------------------------------------------------------------ rules from held-out set 3
+
+
+def test_list_headings_without_a_colon_and_long_labels_end_the_list() -> None:
+    text = (
+        "Discharge diagnoses\n1 Left upper lobe adenocarcinoma\n2 Hypothyroidism\n\n"
+        "History of present illness she had haemoptysis and hypertension was queried\n"
+    )
+    assert _fields(text, "en")["diagnosis_icd10"] == ["C34.1", "E03.9"]
+    text = (
+        "Diagnosis:\n1. Adenocarcinoma of the right lower lobe\n"
+        "Previous admissions / oncologic history:\n- haemoptysis in March\n"
+    )
+    assert _fields(text, "en")["diagnosis_icd10"] == ["C34.3"]
+
+
+def test_traditional_characters_and_roc_dates() -> None:
+    text = (
+        "出院診斷：\n1. 左下肺葉肺腺癌（腦轉移）\n2. 惡性肋膜積液\n"
+        "住院經過：於民國114年3月9日接受胸腔鏡左下肺葉切除術。\n社會史：從不吸菸。"
+    )
+    f = _fields(text, "zh")
+    assert f["diagnosis_icd10"] == ["C34.3", "C79.3", "C78.2"]
+    assert f["procedures"] == [{"name": "胸腔鏡左下肺葉切除術", "date": "2025-03-09"}]
+    assert f["smoking"] == "never"
+
+
+def test_british_operation_names_and_month_name_iso_dates() -> None:
+    text = (
+        "Procedure: Right lower lobectomy, 2025-Mar-04 (converted from VATS).\n"
+        "Past surgical history: appendicectomy; carpal tunnel release; TURP."
+    )
+    names = [(p["name"], p["date"]) for p in _fields(text, "en")["procedures"]]
+    assert names == [
+        ("Right lower lobectomy", "2025-03-04"),
+        ("appendicectomy", None),
+        ("carpal tunnel release", None),
+        ("TURP", None),
+    ]
+
+
+def test_a_date_right_after_one_operation_is_not_the_next_ones() -> None:
+    text = "Past surgical history cholecystectomy 2003 right mastectomy 05/14/2011"
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "cholecystectomy", "date": None},
+        {"name": "right mastectomy", "date": "2011-05-14"},
+    ]
+
+
+def test_treatment_to_be_discussed_is_not_given_and_brands_map_to_generics() -> None:
+    given = "Adjuvant carboplatin and pemetrexed given."
+    assert _fields(given, "en")["chemotherapy_regimens"] == ["carboplatin+pemetrexed"]
+    planned = "Plan: adjuvant carboplatin and pemetrexed to be discussed."
+    assert _fields(planned, "en")["chemotherapy_regimens"] in (None, [])
+    text = "于2026-05-02予多西他赛（多帕菲）75mg/m2 d1 + 安罗替尼（福可维）12mg d1-14。"
+    assert _fields(text, "zh")["chemotherapy_regimens"] == ["docetaxel+anlotinib"]
+    text = "Second-line lurbinectedin (Zepzelca) 3.2 mg/m2 cycle 1 given."
+    assert _fields(text, "en")["chemotherapy_regimens"] == ["lurbinectedin"]
+
+
+def test_a_graft_count_and_aside_do_not_part_an_operation_from_its_date() -> None:
+    text = "Past surgical history: CABG x2 (LIMA-LAD, SVG-OM) on 3 May 2018."
+    assert _fields(text, "en")["procedures"] == [{"name": "CABG", "date": "2018-05-03"}]
+
+
+def test_an_operation_named_twice_keeps_its_first_written_name() -> None:
+    text = (
+        "Dx: 1. LLL adenoCa s/p VATS LLL lobectomy (2024-05-06)\n"
+        "History: 2024-05-06 VATS LLL lobectomy + MLND, pT1cN0."
+    )
+    assert _fields(text, "en")["procedures"] == [
+        {"name": "VATS LLL lobectomy", "date": "2024-05-06"}
+    ]
+
+
+def test_a_double_spaced_list_is_read_to_its_last_item() -> None:
+    text = "出院诊断：\n\n1. 右肺上叶腺癌\n\n2. 高血压\n\n诊疗经过：患者有糖尿病。"
+    assert _dx(text, "zh") == {"C34.1", "I10"}

@@ -508,3 +508,73 @@ def test_station_lists_without_the_words_lymph_node() -> None:
     text = "N1 stations: 11 (0/2), 12 (0/1), 13 (0/1); N2 stations: 2R (0/1), 4R (0/3), 7 (0/2)."
     f = fields(text, "en")
     assert (f["lymph_nodes_examined"], f["lymph_nodes_positive"]) == (10, 0)
+
+
+# ------------------------------------------------------------ rules from held-out set 3
+
+
+def test_a_station_table_is_summed_without_its_total_row() -> None:
+    piped = (
+        "Lymph nodes:\n| Station | Examined | Involved |\n| 4R | 3 | 1 |\n| 7 | 2 | 0 |\n"
+        "| 11R | 4 | 2 |\n| Total | 9 | 3 |\n"
+    )
+    f = fields(piped, "en")
+    assert (f["lymph_nodes_examined"], f["lymph_nodes_positive"]) == (9, 3)
+    tabbed = "Station\tPositive\tNodes\n2R\t0\t2\n10R\t1\t5\n"  # positive column first
+    f = fields(tabbed, "en")
+    assert (f["lymph_nodes_examined"], f["lymph_nodes_positive"]) == (7, 1)
+
+
+def test_spelled_out_and_listed_station_counts() -> None:
+    f = fields("Lymph nodes station 2R nil of 2 station 4R nil of 5 all free of tumour", "en")
+    assert (f["lymph_nodes_examined"], f["lymph_nodes_positive"]) == (7, 0)
+    f = fields("Lymph nodes: 0/9 (2: 0/2; 3: 0/3; 8: 0/4).", "en")
+    assert (f["lymph_nodes_examined"], f["lymph_nodes_positive"]) == (9, 0)
+    f = fields("淋巴結：N4 0/3、N10 2/5，轉移（2/8）", "zh")
+    assert (f["lymph_nodes_examined"], f["lymph_nodes_positive"]) == (8, 2)
+
+
+def test_table_pipes_and_dictated_full_stop_do_not_carry_a_negation() -> None:
+    f = fields(
+        "| Visceral pleural invasion | Not identified |\n| Lymphovascular invasion | Present |"
+    )
+    assert (f["visceral_pleural_invasion"], f["lymphovascular_invasion"]) == (False, True)
+    f = fields(
+        "Microscopy shows no pleural invasion PL0 full stop Vascular invasion is present", "en"
+    )
+    assert (f["visceral_pleural_invasion"], f["lymphovascular_invasion"]) == (False, True)
+
+
+def test_a_pl_code_outranks_gross_prose_about_the_pleura() -> None:
+    text = "Gross: the tumour reaches the pleura.\nMicroscopy: elastic stain, PL0."
+    assert fields(text, "en")["visceral_pleural_invasion"] is False
+
+
+def test_one_cannot_assess_covers_a_list_of_features() -> None:
+    f = fields("诊断：腺癌。备注：活检标本，无法评估脉管侵犯、胸膜侵犯及切缘。", "zh")
+    assert (f["visceral_pleural_invasion"], f["lymphovascular_invasion"]) == (None, None)
+
+
+def test_queried_diagnoses_in_the_clinical_note_are_not_the_diagnosis() -> None:
+    text = "Clinical: ?carcinoid ?hamartoma\nConclusion: pulmonary hamartoma."
+    assert fields(text, "en")["histology"] == "benign"
+
+
+def test_abbreviated_grade_words_and_percent_written_out() -> None:
+    assert fields("ADENOCARCINOMA, MOD DIFF, 1.5 CM", "en")["differentiation"] == "moderate"
+    assert (
+        fields("Adenocarcinoma. PD-L1 (SP263) 40 percent tumour cells", "en")["pdl1_tps_percent"]
+        == 40
+    )
+    assert fields("Adenocarcinoma. PD-L1 22C3: 60% (TPS)", "en")["pdl1_tps_percent"] == 60
+
+
+def test_a_fusion_partner_name_is_the_genes_result() -> None:
+    text = "NGS:\n| ALK | EML4-ALK 融合 | 8% |\n| EGFR | 未检出 | - |"
+    f = fields(text, "zh")
+    assert (f["alk"], f["egfr"]) == ("positive", "wild_type")
+
+
+def test_a_cavity_is_the_measured_lesion() -> None:
+    text = "大体：楔形肺组织8×5×3cm，切开见一空洞，直径1.8cm，洞壁厚0.2cm。诊断：肺曲霉病。"
+    assert fields(text, "zh")["tumor_size_cm"] == 1.8
