@@ -165,12 +165,17 @@ def synth_hospital(
     seed: Annotated[int, typer.Option(help="Random seed; same seed and variant, same files.")],
     out: Annotated[Path, typer.Option(help="A new or empty folder.")],
     variant: Annotated[str, typer.Option(help="Hospital variant: A, B or C.")] = "A",
+    scans: Annotated[
+        bool, typer.Option(help="mapping.yaml also reads lab_sheets/ by OCR (~2 s a sheet).")
+    ] = False,
 ) -> None:
     from ops.synth.hospital import write_hospital
     from ops.synth.variants import get_variant
 
     summary = _guarded(
-        lambda: write_hospital(out, patients=patients, seed=seed, variant=get_variant(variant))
+        lambda: write_hospital(
+            out, patients=patients, seed=seed, variant=get_variant(variant), scans=scans
+        )
     )
     print_summary(Console(), out, summary)
 

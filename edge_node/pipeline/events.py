@@ -312,6 +312,21 @@ def _lab_values(ctx: RunContext, item: Linked) -> dict[str, Any]:
     }
 
 
+def _confidence(f: dict[str, Any]) -> float | None:
+    c = f.get("confidence")
+    return float(c) if isinstance(c, float | int) and 0 <= c <= 1 else None
+
+
+def _base_confidence(
+    items: list[Linked], new: list[Contribution], base: Origin, old: Any
+) -> float | None:
+    """The confidence of the merged row's base (an OCR'd sheet's), else the CDM's."""
+    for item, contribution in zip(items, new, strict=True):
+        if contribution.origin == base:
+            return _confidence(item.record.fields)
+    return None if old is None else old.confidence
+
+
 def _origin(ctx: RunContext, system: str, table: str, row: str) -> Origin:
     return Origin(system, table, row, ctx.ranks.get((system, table), WORST_RANK))
 
@@ -394,6 +409,7 @@ def _merged_lab_row(
         "visit_occurrence_id": first.visit_id,
         "measurement_source_value": f.get("analyte"),
         **fact.values,
+        "confidence": _base_confidence(items, new, fact.base, existing.get(mid)),
         "src_system": fact.base.system,
         "src_table": fact.base.table,
         "src_row": fact.base.row,
@@ -468,6 +484,7 @@ class _FreshLabs:
             "value_source_value": None if written is None else str(written)[:50],
             "unit_source_value": f.get("unit"),
             "measurement_datetime": when + offset if isinstance(when, datetime) else None,
+            "confidence": _confidence(f),
             "src_system": r.source,
             "src_table": r.table,
             "src_row": ctx.row_pseudonym(r.source, r.table, r.key),

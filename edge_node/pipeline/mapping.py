@@ -54,7 +54,7 @@ from shared_cdm.vocab import (
 )
 from shared_cdm.vocab.codes import icd10_key
 
-SourceKind = Literal["sql", "csv", "fhir", "hl7v2"]
+SourceKind = Literal["sql", "csv", "fhir", "hl7v2", "lab_sheets"]
 # fields whose spec may carry a fixed `unit`
 _UNIT_FIELDS = {
     ("lab", "value"),
@@ -236,12 +236,17 @@ class SourceSpec(BaseModel):
     path: str | None = None  # csv, fhir, hl7v2: a file, a folder or a glob
     encoding: str | None = None  # csv, hl7v2: a codec name or "auto"
     delimiter: str | None = None  # csv
+    index: str | None = None  # lab_sheets: the scan index (CSV)
+    folder: str | None = None  # lab_sheets: the folder of scanned sheets
+    file_column: str | None = None  # lab_sheets: the index column naming the file
 
     @model_validator(mode="after")
     def _location(self) -> SourceSpec:
         if self.kind == "sql" and not self.url:
             raise ValueError(f"source {self.name!r}: kind sql needs a url")
-        if self.kind != "sql" and not self.path:
+        if self.kind == "lab_sheets" and not (self.index and self.folder):
+            raise ValueError(f"source {self.name!r}: kind lab_sheets needs an index and a folder")
+        if self.kind not in ("sql", "lab_sheets") and not self.path:
             raise ValueError(f"source {self.name!r}: kind {self.kind} needs a path")
         allowed = _SOURCE_KEYS[self.kind]
         given = {k for k, v in self.options().items() if k != "kind" and v is not None}
@@ -267,8 +272,9 @@ class SourceSpec(BaseModel):
         """`options()` with a relative path, or relative SQLite file, made
         absolute against `base_dir` (the mapping file's folder)."""
         raw = self.options()
-        if self.path is not None and not Path(self.path).is_absolute():
-            raw["path"] = str(base_dir / self.path)
+        for key in ("path", "index", "folder"):
+            if raw.get(key) is not None and not Path(raw[key]).is_absolute():
+                raw[key] = str(base_dir / raw[key])
         if self.url is not None and (m := re.fullmatch(r"(sqlite(?:\+\w+)?:///)(.+)", self.url)):
             prefix, file = m.groups()
             if file != ":memory:" and not Path(file).is_absolute():
@@ -281,6 +287,7 @@ _SOURCE_KEYS: dict[str, set[str]] = {
     "csv": {"path", "encoding", "delimiter"},
     "fhir": {"path"},
     "hl7v2": {"path", "encoding"},
+    "lab_sheets": {"index", "folder", "encoding", "file_column"},
 }
 
 

@@ -176,6 +176,8 @@ TARGETS: MappingProxyType[str, Target] = MappingProxyType(
                         "报告日期",
                         required=True,
                     ),
+                    # 0-1, for values read by OCR (connectors/labsheets.py); none: certain
+                    _f("confidence", "number", "ocr_confidence"),
                 ),
                 mergeable=True,
             ),

@@ -149,8 +149,10 @@ def write_hospital(
     vocab: Vocabulary | None = None,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
+    scans: bool = False,
 ) -> HospitalSummary:
-    """Generate `patients` patients of `variant` into `out` (new or empty)."""
+    """Generate `patients` patients of `variant` into `out` (new or empty); with
+    `scans`, mapping.yaml reads the scanned lab sheets too (by OCR)."""
     if patients < 1:
         raise InvalidInput("--patients must be at least 1", code="invalid_patient_count")
     started = time.perf_counter()
@@ -206,7 +208,7 @@ def write_hospital(
     _write_staff(out, builder.staff)
     _write_model(out, seed, variant, patients)
     # the site mapping an operator of this hospital would write (docs/edge-pipeline.md)
-    (out / "mapping.yaml").write_text(mapping_text(variant.code), encoding="utf-8")
+    (out / "mapping.yaml").write_text(mapping_text(variant.code, scans=scans), encoding="utf-8")
     summary.files = {
         str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()
     }

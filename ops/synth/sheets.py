@@ -6,11 +6,16 @@ with ↑/↓ flags (columns in each hospital's own order) and the 检验者/审�
 footer, drawn with a CJK TrueType font (`cjk_font`) by Pillow. The English
 hospital (B) prints English sheets with OpenCV's Hershey font, which draws ASCII
 only, so its units are drawn in ASCII (`umol/L`, `x10^9/L`). Every sheet then
-gets light scanner noise and a small tilt. The truth keeps what each sheet shows.
+gets light scanner noise and a small tilt. The truth keeps what each sheet shows;
+`lab_sheets/index.csv` is the scan index a document-management system keeps
+(file, patient, admission, report and scan dates, document type) in the
+hospital's own column names, date style and encoding.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ops.synth.labs import TUMOUR_MARKERS
 from ops.synth.phi import Staff
 from ops.synth.records import PatientRecords
-from ops.synth.variants import HospitalVariant
+from ops.synth.variants import HospitalVariant, get_variant
 from shared_cdm.errors import Unavailable
 
 SHEETS_PER_HOSPITAL = 5
@@ -75,6 +80,17 @@ _ZH_LAYOUT = {
     ),
 }
 _EN_COLUMNS = ("item", "result", "unit", "reference")
+# The scan index the document-management system keeps (`lab_sheets/index.csv`),
+# in each hospital's own column names; dates in its own style, in the encoding
+# of its other exports. Columns: file, patient, admission, report date, scan
+# date, document type.
+INDEX_FILE = "index.csv"
+INDEX_COLUMNS = {
+    "A": ("file_name", "pat_id", "adm_id", "report_date", "scan_date", "doc_type"),
+    "B": ("FileName", "MRN", "VisitNo", "ReportDate", "ScanDate", "DocumentType"),
+    "C": ("文件名", "病人ID", "住院号", "报告日期", "扫描日期", "文书类型"),
+}
+_DOCUMENT_TYPE = {"zh": "检验报告单", "en": "Laboratory report"}
 _ASCII = str.maketrans({"μ": "u", "×": "x", "年": "-", "月": "-", "日": ""})
 
 
@@ -382,3 +398,40 @@ def write_sheets(out: Path, sheets: list[LabSheet], hospital_code: str, seed: in
         truth.append(_truth(sheet, hospital_code))
     text = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in truth)
     (out / "truth" / "lab_sheets.jsonl").write_text(text, encoding="utf-8")
+    write_index(folder, sheets, get_variant(hospital_code), seed)
+
+
+def _report_day(sheet: LabSheet, variant: HospitalVariant) -> date:
+    """The sheet's report date, read back from the hospital's date style."""
+    text = sheet.report_date
+    if variant.date_style == "dmy":
+        day, month, year = text.split("/")
+        return date(int(year), int(month), int(day))
+    if variant.date_style == "zh":
+        year, rest = text.split("年")
+        month, day = rest.rstrip("日").split("月")
+        return date(int(year), int(month), int(day))
+    return date.fromisoformat(text)
+
+
+def write_index(folder: Path, sheets: list[LabSheet], variant: HospitalVariant, seed: int) -> None:
+    """`index.csv`: one row per scanned sheet, scanned 0-6 days after its report."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(INDEX_COLUMNS[variant.code])
+    kind = _DOCUMENT_TYPE["zh" if variant.language == "zh" else "en"]
+    for sheet in sheets:
+        reported = _report_day(sheet, variant)
+        rng = random.Random(f"oncofed-synth/{seed}/{variant.code}/{sheet.sheet_id}/scan")
+        scanned = date.fromordinal(reported.toordinal() + rng.randint(0, 6))
+        writer.writerow(
+            (
+                f"{sheet.sheet_id}.png",
+                sheet.patient_id,
+                sheet.admission_id,
+                variant.format_date(reported),
+                variant.format_date(scanned),
+                kind,
+            )
+        )
+    (folder / INDEX_FILE).write_bytes(buffer.getvalue().encode(variant.lis_encoding))

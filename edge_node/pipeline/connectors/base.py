@@ -68,6 +68,7 @@ _KEYS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required, optional)
     "csv": ({"path"}, {"encoding", "delimiter"}),
     "fhir": ({"path"}, set()),
     "hl7v2": ({"path"}, {"encoding"}),
+    "lab_sheets": ({"index", "folder"}, {"encoding", "file_column"}),  # scans + OCR
 }
 
 
@@ -121,6 +122,16 @@ def open_connector(name: str, spec: Mapping[str, Any], base_dir: Path) -> Connec
         from edge_node.pipeline.connectors.fhir import FhirConnector
 
         return FhirConnector(name, base_dir / spec["path"])
+    if kind == "lab_sheets":
+        from edge_node.pipeline.connectors.labsheets import LabSheetConnector
+
+        return LabSheetConnector(
+            name,
+            base_dir / spec["index"],
+            base_dir / spec["folder"],
+            encoding=spec.get("encoding", "auto"),
+            file_column=spec.get("file_column"),
+        )
     from edge_node.pipeline.connectors.hl7v2 import Hl7Connector
 
     return Hl7Connector(name, base_dir / spec["path"], encoding=spec.get("encoding", "auto"))

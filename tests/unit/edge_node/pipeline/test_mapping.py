@@ -217,7 +217,7 @@ def test_errors_name_the_file_the_table_entry_and_the_field(tables: str, message
         (HEADER.replace("site: test-site\n", "") + "tables: []\n", r"'site' is required"),
         (
             HEADER.replace("kind: sql", "kind: oracle") + "tables: []\n",
-            r"sources\.emr: kind: Input should be 'sql', 'csv', 'fhir' or 'hl7v2'",
+            r"sources\.emr: kind: Input should be 'sql', 'csv', 'fhir', 'hl7v2' or 'lab_sheets'",
         ),
         (
             HEADER.replace('url: "sqlite:///emr.db"', "path: emr.db") + "tables: []\n",
@@ -474,6 +474,7 @@ def test_a_lab_value_is_converted_to_the_standard_unit(lab: RowMapper) -> None:
         "loinc": "718-7",
         "range_low": pytest.approx(115.0),
         "range_high": pytest.approx(175.0),
+        "confidence": None,  # only OCR'd lab sheets carry one
     }
     assert set(record.fields) == {f.name for f in TARGETS["lab"].fields} | {
         "analyte",
