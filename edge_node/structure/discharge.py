@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from edge_node.structure.core import Extraction, Mention
-from edge_node.structure.text import Section, data
+from edge_node.structure.text import Section, data, word_alternation
 
 FIELDS = ("diagnosis_icd10", "procedures", "chemotherapy_regimens", "smoking")
 
@@ -52,16 +52,8 @@ def _spec() -> dict[str, Any]:
 
 
 def _alt(words: list[str] | Any, *, bound: bool = True) -> str:
-    """Alternation, longest first; ASCII words get word boundaries."""
-    parts = []
-    for w in sorted(words, key=len, reverse=True):
-        e = re.escape(w)
-        if bound and w[:1].isascii() and w[:1].isalnum():
-            e = r"(?<![a-z0-9])" + e
-        if bound and w[-1:].isascii() and w[-1:].isalnum():
-            e = e + r"(?![a-z0-9])"
-        parts.append(e)
-    return "|".join(parts)
+    """Alternation, longest first; ASCII words get word boundaries (a prefix tree)."""
+    return word_alternation(words, bound=bound)
 
 
 # ---------------------------------------------------------------- assertion

@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from edge_node.structure.core import Extraction, Mention
-from edge_node.structure.text import Section, clauses, data
+from edge_node.structure.text import Section, clauses, data, word_alternation
 
 FIELDS: tuple[str, ...] = (
     "histology",
@@ -60,16 +60,9 @@ def _lex() -> dict[str, Any]:
 
 
 def _alt(words: Iterable[str]) -> str:
-    """Alternation, longest first; ASCII words get letter boundaries."""
-    parts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        e = re.escape(w).replace("\\ ", r"\s+")  # "adenosquamous  carcinoma"
-        if w[:1].isascii() and w[:1].isalnum():
-            e = r"(?<![a-z0-9])" + e
-        if w[-1:].isascii() and w[-1:].isalnum():
-            e = e + r"(?![a-z0-9])"
-        parts.append(e)
-    return "|".join(parts)
+    """Alternation, longest first; ASCII words get letter boundaries; a space matches
+    any white space ("adenosquamous  carcinoma"). A prefix tree (`word_alternation`)."""
+    return word_alternation(set(words), flexible_space=True)
 
 
 def _words(s: str) -> str:

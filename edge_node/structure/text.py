@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -154,3 +155,42 @@ def sections(norm: str) -> list[Section]:
         prev_end, prev_name = end, name
     out.append(Section(prev_name, prev_end, len(norm)))
     return [s for s in out if s.end > s.start]
+
+
+def word_alternation(
+    words: Iterable[str], *, bound: bool = True, flexible_space: bool = False
+) -> str:
+    """A regex matching any of `words`, the longest where several match at a place;
+    words starting or ending with an ASCII letter or digit get boundaries there
+    (`bound`); with `flexible_space` a space matches any run of white space.
+
+    Built as a prefix tree: `re` tries a flat alternation's branches one by one at
+    every position, a tree only the branch of the character in front of it. Longer
+    continuations come before a word's end, so the longest word still wins and a
+    word whose end boundary fails falls back to a shorter one."""
+    root: dict[str, Any] = {}
+    for w in words:
+        if not w:
+            continue
+        node = root
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def word_char(ch: str) -> bool:
+        return bound and ch.isascii() and ch.isalnum()
+
+    def piece(ch: str) -> str:
+        return r"\s+" if flexible_space and ch == " " else re.escape(ch)
+
+    def emit(node: dict[str, Any], last: str) -> str:
+        alts = [piece(ch) + emit(child, ch) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            alts.append(r"(?![a-z0-9])" if word_char(last) else "")
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return "|".join(
+        (r"(?<![a-z0-9])" if word_char(ch) else "") + piece(ch) + emit(child, ch)
+        for ch, child in sorted(root.items())
+        if ch
+    )

@@ -216,3 +216,23 @@ def test_cite_keeps_each_span_once() -> None:
     ex.replace("a", 2, 3, 4)
     ex.put("a", 9, 3, 4)
     assert ex.fields == {"a": 2} and ex.evidence == [{"field": "a", "start": 3, "end": 4}]
+
+
+def test_word_alternation_prefers_the_longest_word_and_keeps_boundaries() -> None:
+    import re
+
+    from edge_node.structure.text import word_alternation
+
+    words = ["ca", "cancer", "lung cancer", "肺癌", "肺", "adeno ca"]
+    rx = re.compile(word_alternation(words))
+    assert [m.group() for m in rx.finditer("lung cancer; ca; carboplatin; 肺癌")] == [
+        "lung cancer",
+        "ca",
+        "肺癌",
+    ]  # "ca" inside "carboplatin" fails its end boundary and nothing shorter fits
+    flat = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    text = "adeno ca, lung cancer 肺 肺癌 cancerous"
+    bounded = re.compile(word_alternation(words, bound=False))
+    assert [m.span() for m in bounded.finditer(text)] == [m.span() for m in re.finditer(flat, text)]
+    spaced = re.compile(word_alternation(["adenosquamous carcinoma"], flexible_space=True))
+    assert spaced.search("adenosquamous  \ncarcinoma") is not None
