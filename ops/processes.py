@@ -26,7 +26,9 @@ from shared_cdm.errors import OncoFedError, Unavailable
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 # Settings the children must not inherit from whoever runs us (a production db_url...).
-_PRIVATE_ENV_PREFIXES = ("ONCOFED_HUB_", "ONCOFED_EDGE_")
+# GRPC_VERBOSITY too: importing flwr sets it to "error" in our own process, and a
+# hub started from there would no longer log the TLS handshakes it refuses.
+_PRIVATE_ENV_PREFIXES = ("ONCOFED_HUB_", "ONCOFED_EDGE_", "GRPC_VERBOSITY")
 _LOG_TAIL_LINES = 8
 
 
