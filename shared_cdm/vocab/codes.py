@@ -105,6 +105,21 @@ class Concept:
 
 
 ICD10_PATTERN = re.compile(r"([A-Z])\s*(\d{2})(?:\s*\.?\s*(\d))?")
+# Local concepts for what the text structurer measures (`measurement_source_value`
+# of NLP measurements; OMOP has no standard code for most of them).
+NLP_MEASURES: dict[str, str] = {
+    "pT": "Pathological primary tumour category (AJCC 8), from a report",
+    "pN": "Pathological regional lymph node category (AJCC 8), from a report",
+    "pM": "Pathological distant metastasis category (AJCC 8), from a report",
+    "tumor_size": "Greatest tumour dimension in the resection specimen",
+    "differentiation": "Histological grade of differentiation",
+    "EGFR": "EGFR mutation status in tumour tissue",
+    "ALK": "ALK rearrangement status in tumour tissue",
+    "PD-L1_TPS": "PD-L1 tumour proportion score",
+    "SUVmax": "Maximum standardised uptake value of a PET-CT lesion",
+    "lesion_size": "Size of a PET-CT lesion",
+}
+
 _MORPHOLOGY = re.compile(r"M?-?(\d{4})\s*/?\s*(\d)")
 _LOINC = re.compile(r"(\d{1,7})-(\d)")
 _TNM_PREFIX = re.compile(r"^(?:YP|YC|RP|RC|C|P|Y|R|A)(?=[TNM])")

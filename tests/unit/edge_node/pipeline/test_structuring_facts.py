@@ -333,3 +333,18 @@ def test_matching_diagnosis_prefers_site_then_primary_then_time() -> None:
     assert s.matching_diagnosis(DIAGNOSES, "C16", WHEN) is None
     secondary = [s.Diagnosis(1, "C79.5", WHEN), s.Diagnosis(2, "C34.9", date(2015, 1, 1))]
     assert s.matching_diagnosis(secondary, None, WHEN).condition_occurrence_id == 2  # type: ignore[union-attr]
+
+
+def test_every_measured_code_has_a_concept_in_the_shipped_vocabulary() -> None:
+    from shared_cdm.vocab import load_default
+
+    concepts = {(c.vocabulary_id, c.concept_code): c for c in load_default().concepts()}
+    codes = [code for code, _ in s.MODIFIERS.values()]
+    codes += [code for _, code, _ in s.LESION_MEASURES]
+    for code in codes:
+        concept = concepts.get(("OncoFed", code))
+        assert concept is not None, code
+        assert concept.concept_id >= 2_000_000_000
+        assert concept.domain_id == "Measurement"
+    ids = [concepts[("OncoFed", code)].concept_id for code in codes]
+    assert len(set(ids)) == len(ids)
