@@ -259,8 +259,8 @@ class Vocabulary:
                 yield "LOINC", analyte.loinc, analyte.name_en, "Measurement", "Lab Test", "S"
             else:  # no LOINC code known: a local concept keyed by our analyte code
                 yield "OncoFed", analyte.code, analyte.name_en, "Measurement", "Lab Test", None
-        for code, name in NLP_MEASURES.items():
-            yield "OncoFed", code, name, "Measurement", "Clinical Observation", None
+        for measure, name in NLP_MEASURES.items():
+            yield "OncoFed", measure, name, "Measurement", "Clinical Observation", None
 
     def extend_from_omop_concept(self, path: str | Path) -> Vocabulary:
         """A new Vocabulary that also knows the ICD10, ICD10CM, ICDO3 and LOINC
