@@ -70,10 +70,8 @@ def load(path: Path) -> list[dict[str, Any]]:
 def split_path(split: str) -> Path:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    if split == "independent":  # hand-written set, built from its own sources
-        return DEVSET_DIR / "independent" / "independent.jsonl"
-    if split == "independent2":  # second hand-written set, same builder
-        return DEVSET_DIR / "independent2" / "independent2.jsonl"
+    if split.startswith("independent"):  # hand-written sets, each built from its sources
+        return DEVSET_DIR / split / f"{split}.jsonl"
     return DEVSET_DIR / f"{split}.jsonl"
 
 
