@@ -84,7 +84,7 @@ DATE_SHAPES = [
         rf"(?:(?:19|20)\d{{2}}\s*年\s*)?(?<!\d){_MONTH_NUM}\s*月(?:上旬|中旬|下旬|初|中旬|底|末)"
     ),
     # month and two-digit year: "Mar-24", "Sept '23"
-    re.compile(rf"(?<![\w]){MON}[-'’ ]'?\d{{2}}(?![\d:.%])"),
+    re.compile(rf"(?<![\w]){MON}[-'’ ]'?\d{{2}}(?![\d:%]|\.\d)"),
     # dotted day.month.year with a two-digit year: 07.03.24, 5.3.22, 24.8.12
     re.compile(r"(?<![\w.])\d{1,2}\.\d{1,2}\.\d{2}(?![\d.]|[A-Za-z%])"),
     # year.month.day with a two-digit year: 23.3.5
@@ -635,6 +635,10 @@ PROTECTED = re.compile(
     rf"|[{HAN}]{{2,6}}?(?:口服液|注射液|含漱液|胶囊|颗粒|缓释片|肠溶片|新液|合剂|糖浆)"
     rf"|[{HAN}]{{1,5}}(?:替尼|单抗|紫杉醇|他滨|替康|比星|铂|霉素|沙星|司琼|米松|尼松|必利|拉唑|普利|沙坦|他汀)"
     rf"|(?:预防性)?[{HAN}]{{0,3}}(?:照射|放疗|化疗)"
+    # a side or "whole" before an organ (左乳, 右肺, 全喉, 全腦): anatomy, not a surname
+    rf"|[左右双雙全单單](?:乳|肺|颈|頸|喉|脑|腦|肝|肾|腎|眼|耳|侧|側|叶|葉|腿|臂|手|足|膝|髋|肩|胸|腹|卵巢|附件|甲状腺|锁骨|腋|半结肠)"
+    # regions, types, proteins and alkaloids: 骶前, 淋巴引流区, 弥漫型, 白蛋白, 长春花碱
+    rf"|骶前|骶尾|[{HAN}]{{0,6}}引流区|[{HAN}]{{1,3}}型(?=[胃癌，,。；\s]|$)|[{HAN}]{{1,3}}蛋白|[{HAN}]{{1,4}}(?:花碱|石散)"
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import spacy
@@ -20,8 +20,13 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-from edge_node.deid_text import context, rules, unknown
-from edge_node.deid_text.lexicon import ascii_lower, clinical_terms, lexicon, quiet_jieba
+from edge_node.deid_text import context, generic, rules, unknown
+from edge_node.deid_text.lexicon import (
+    ascii_lower,
+    clinical_terms,
+    lexicon,
+    quiet_jieba,
+)
 from edge_node.deid_text.rules import Hit
 
 Span3 = tuple[int, int, str]
@@ -190,7 +195,10 @@ def context_component(doc: Doc) -> Doc:
 def unknown_component(doc: Doc) -> Doc:
     """Last detector: flags capitalised words not known to be safe (`unknown.py`)."""
     hits = _hits(doc)
-    hits.extend(unknown.detect(_text(doc), hits))
+    text = _text(doc)
+    hits.extend(unknown.detect(text, hits))
+    hits.extend(generic.detect(text, _low(doc)))
+    hits[:] = generic.grow_addresses(text, generic.grow_dates(text, hits))
     return doc
 
 
@@ -216,7 +224,48 @@ def protected_terms(text: str, low: str) -> list[tuple[int, int, str]]:
     found = set(clinical_terms(low))
     found.update((s, e, "staging") for s, e in rules.tnm_spans(text))
     found.update(context.protected(text))
+    found.update(_institutions(text, low))
     return sorted(found)
+
+
+_UPW = rf"[{rules.UP}][\w'’.&\-]{{0,40}}"  # bounded: no quadratic scan of a long run
+_STREET_AFTER = r"(?![ \t]+(?:Road|Rd|Street|St|Lane|Ln|Avenue|Ave|Drive|Dr|Way|Close|Place)\b)"
+# Other hospitals, cancer centres and departments are scenery, not PHI ("MD Anderson
+# Cancer Center", "The Christie NHS Foundation Trust", "Hospital Kuala Lumpur",
+# "Interventional Pulmonology", "Palliative Care"), unless named as an employer.
+_INSTITUTION = re.compile(
+    rf"Hospital(?:[ \t][{rules.UP}][{rules.LO}]+){{1,2}}{_STREET_AFTER}(?=[ \t]*(?:[—–,.;:)\n]|$))"
+    rf"|(?:The[ \t])?(?:{_UPW}[ \t](?:(?:of|for|and|&|–|-|de|da|do)[ \t])?){{0,5}}"
+    r"(?:Hospital|Hospice|Infirmary|Cancer Cent(?:re|er)|Medical Cent(?:re|er)|Health Cent(?:re|er)|"  # noqa: E501
+    r"Institute|Memorial|NHS(?: Foundation)? Trust|Universitätsmedizin|Cancer Hospital)"
+    rf"{_STREET_AFTER}(?![ \t]*(?i:number|no\b|#|id\b))"
+    rf"(?:[ \t][{rules.UP}][{rules.LO}]+(?=[ \t]*(?:[—–,.;:)\n]|$)))?"
+    rf"|(?:[{rules.UP}][a-z]+(?:al|ive|ic|ary)[ \t])?(?:[{rules.UP}][a-z]+(?:al|ive|ic|ary|ogy))[ \t]"  # noqa: E501
+    r"(?:Surgery|Care|Medicine|Oncology|Service|Services|Nursing|Radiology|Pulmonology|Team)(?![A-Za-z])"
+    rf"|[{rules.UP}][a-z]+olog(?:y|ical)(?![A-Za-z])"
+    # an eponymous grading or scoring system: "Edmondson-Steiner II级", "Child-Pugh A"
+    rf"|[{rules.UP}][a-z]+-[{rules.UP}][a-z]+(?=[ \t]*(?:[IVX]+|\d)?[ \t]*(?:级|分级|分期|评分|(?i:grade|grading|score|class|classification|criteria|stage)\b))"  # noqa: E501
+)
+_EMPLOYED_BEFORE = re.compile(
+    r"(?i:\b(?:job|works?|worked|working|employed|employer|employee|nurse|cleaner|porter)\b[^\n.;]{0,12})$"
+)
+
+
+# Every branch of `_INSTITUTION` has one of these (capitalised) words or a hyphen between
+# capitals: the full pattern runs only around them.
+_INSTITUTION_GATE = re.compile(
+    r"Hospital|Hospice|Infirmary|Cent(?:re|er)|Institute|Memorial|Trust|Universitätsmedizin|"
+    r"Surgery|Care|Medicine|Oncology|Service|Nursing|Radiology|Pulmonology|Team|"
+    rf"[{rules.UP}][a-z]*olog|[a-z]-[{rules.UP}]"
+)
+
+
+def _institutions(text: str, low: str) -> Iterator[tuple[int, int, str]]:
+    spans = rules.windows(_INSTITUTION_GATE.finditer(text), text, 110, 40)
+    for m in rules.in_windows(_INSTITUTION, text, spans):
+        if _EMPLOYED_BEFORE.search(text, max(0, m.start() - 30), m.start()):
+            continue
+        yield m.start(), m.end(), "institution"
 
 
 def keep_filter(
@@ -252,10 +301,24 @@ def keep_filter(
             continue  # a clinical word, or a longer eponym phrase ("Sister Mary Joseph")
         if inside and h.type != "NAME":
             continue
+        if not inside and all(p[2] == "institution" for p in overlapping):
+            # reaching into a clinical term or an institution: keep what lies outside it
+            out.extend(_outside(text, h, overlapping))
+            continue
         if any(p[2] == "eponym" and _DISEASE_AFTER.match(text, p[1]) for p in inside):
             continue  # "Patient Hodgkin lymphoma", "Re: Pancoast tumour": the disease
         out.append(h)
     return out
+
+
+def _outside(text: str, h: Hit, terms: list[tuple[int, int, str]]) -> Iterator[Hit]:
+    pos = h.start
+    for s, e, _ in sorted(terms):
+        if s > pos and text[pos:s].strip(" \t,.;:-"):
+            yield Hit(pos, s, h.type, h.strong)
+        pos = max(pos, e)
+    if pos < h.end and text[pos : h.end].strip(" \t,.;:-"):
+        yield Hit(pos, h.end, h.type, h.strong)
 
 
 def resolve(text: str, hits: list[Hit], low: str | None = None) -> list[Span3]:
@@ -281,7 +344,60 @@ def resolve(text: str, hits: list[Hit], low: str | None = None) -> list[Span3]:
             merged[-1] = (ps, max(pe, e), best[0], best[1])
         else:
             merged.append((s, e, h.type, rank))
-    return [(s, e, t) for s, e, t, _ in merged]
+    return bridge_names(text, [(s, e, t) for s, e, t, _ in merged])
+
+
+# Between two parts of one name found apart: a comma ("Pham, Quoc Bao"), a particle
+# ("Ferreira da Silva", "Siti binte Osman", "Seán Ó Briain"), a nickname in quotes.
+_NAME_GAP = re.compile(
+    r"[ \t]?,[ \t]?| (?:(?:da|de|do|dos|das|del|della|di|du|van|von|der|den|ter|le|la|bin|"
+    r"binti|binte|bte|al|el|y|Ó|Ní|Nic|Mac|Mc|Ui|Uí|\"[A-Za-z]+\")[ \t]+)*"
+)
+_ADDRESS_GAP = re.compile(r"[ \t]*,[ \t]*")
+# Before a name: an Irish or Gaelic prefix ("Ó Briain"), a capitalised given name that
+# is no English word ("Kamala Rajendran"), a nickname; after it, an initial.
+_NAME_PREFIX = re.compile(r"(?:Ó|Ní|Nic|Mac|Mc|Ua|Uí|O')[ \t]+$")
+_NAME_BEFORE = re.compile(rf"(?<![\w'’])([{rules.UP}][{rules.LO}]+)[ \t]+(?:\"[A-Za-z]+\"[ \t]+)?$")
+_NAME_AFTER = re.compile(
+    rf"[ \t]+(?:[A-Z](?=[ \t]{{2,}}|[ \t]*$|\n)|(?:de|van|von|da|der|den|binte|bin)[ \t]+"
+    rf"[{rules.UP}][{rules.LO}]+)|-(?=[ \t]*\n)",
+    re.M,
+)
+
+
+def bridge_names(text: str, spans: list[Span3]) -> list[Span3]:
+    """Name spans joined across the gaps between parts of one name, and grown over
+    the prefix, given name or initial next to them."""
+    if not any(t in ("NAME", "ADDRESS") for _, _, t in spans):
+        return spans
+    out: list[Span3] = []
+    prev_end = 0
+    for start, end, t in spans:
+        s, e = start, end
+        if t == "NAME":
+            lo = max(prev_end, s - 24)
+            pre = _NAME_PREFIX.search(text, lo, s)
+            if pre:
+                s = pre.start()
+            before = _NAME_BEFORE.search(text, max(prev_end, s - 40), s)
+            if before and not unknown.dictionary_word(before.group(1)):
+                s = before.start(1)
+            after = _NAME_AFTER.match(text, e)
+            if after:
+                e = after.end()
+        if out and out[-1][2] == t and t in ("NAME", "ADDRESS") and s >= out[-1][1]:
+            gap = (_NAME_GAP if t == "NAME" else _ADDRESS_GAP).fullmatch(text, out[-1][1], s)
+            if gap is not None and "\n" not in text[out[-1][1] : s]:
+                out[-1] = (out[-1][0], e, t)
+                prev_end = e
+                continue
+        if out and s < out[-1][1]:
+            ps, pe, pt = out[-1]
+            out[-1] = (ps, max(pe, e), pt)
+        else:
+            out.append((s, e, t))
+        prev_end = out[-1][1]
+    return out
 
 
 @lru_cache(maxsize=2)

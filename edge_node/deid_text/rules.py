@@ -85,11 +85,15 @@ OTHER_LABELS = (
     r"(?i:Account (?:No\.?|Number)|Licen[cs]e (?:No\.?|Number|plate)|Vehicle(?: registration)?|"
     r"Employee ID|Staff ID|Student ID|WeChat(?: ID)?)"
 )
+# (no lower-case letter right after a label: "CHI" is not the start of "Child-Pugh")
 LABELLED = [
-    (re.compile(rf"(?:{MRN_LABELS}){_LSEP}({_VALUE})"), "MRN"),
-    (re.compile(rf"(?:{ID_LABELS}){_LSEP}({_VALUE})"), "ID_NUMBER"),
-    (re.compile(rf"(?:{DEVICE_LABELS}){_LSEP}({_VALUE})"), "DEVICE_ID"),
-    (re.compile(rf"(?:{OTHER_LABELS}){_LSEP}([A-Za-z0-9{HAN}][A-Za-z0-9_\-.·]{{3,}})"), "OTHER"),
+    (re.compile(rf"(?:{MRN_LABELS})(?![a-z]){_LSEP}({_VALUE})"), "MRN"),
+    (re.compile(rf"(?:{ID_LABELS})(?![a-z]){_LSEP}({_VALUE})"), "ID_NUMBER"),
+    (re.compile(rf"(?:{DEVICE_LABELS})(?![a-z]){_LSEP}({_VALUE})"), "DEVICE_ID"),
+    (
+        re.compile(rf"(?:{OTHER_LABELS})(?![a-z]){_LSEP}([A-Za-z0-9{HAN}][A-Za-z0-9_\-.·]{{3,}})"),
+        "OTHER",
+    ),
 ]
 # Shapes of record numbers with no label: letters with at least five digits
 # (A000000001, MRN0000001, P2016-00001, S21-00001, BX000000001), long digit runs.
@@ -110,7 +114,7 @@ MAC = re.compile(_ND + r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}" + _NA)
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 URL = re.compile(r"(?i:https?://|ftp://|www\.)[^\s<>\"'，。；）)\]]+")
 IPV4 = re.compile(
-    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
 )
 IPV6 = re.compile(_ND + r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}" + _NA)
 PHONES = [
@@ -251,7 +255,7 @@ SIGNOFF_NAME = re.compile(
     rf"(?:{SIGNOFF_LABELS}),?[ \t]*\r?\n[ \t]*(?:{TITLE_EN}[ \t]+)?({FULL})(?![A-Za-z])"
 )
 EN_LABEL_NAME = re.compile(
-    rf"(?:{NAME_LABELS})[ \t]*[:\-,]?[ \t]*\(?[ \t]*(?:{TITLE_EN}[ \t]+)?"
+    rf"(?:{NAME_LABELS})(?![A-Za-z])[ \t]*[:\-,]?[ \t]*\(?[ \t]*(?:{TITLE_EN}[ \t]+)?"
     rf"([{UP}][{UP}{LO}'\-]+,[ \t]*[{UP}][{LO}]+(?:[ \t][{UP}][{LO}]+|[ \t][A-Z]\.)?"
     rf"|[{UP}]{{2,}}(?:-[{UP}]+)?,[ \t]*[{UP}]{{2,}}|[A-Z](?:\.[A-Z]){{1,3}}\.?|{FULL})"
 )
@@ -366,7 +370,8 @@ ZH_ORG_LABEL = re.compile(
 )
 EN_ORG = re.compile(
     r"(?<![A-Za-z])(?:[A-Z][\w&'\-]*[ \t]+){1,5}(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|"  # noqa: E501
-    r"Group|School|Academy|University|College|Bank|Factory|Industries|Technologies|Holdings|Council)(?![A-Za-z])\.?"
+    r"Group|School|Academy|University|College|Bank|Factory|Industries|Technologies|Holdings|Council|"
+    r"Tech|Polytechnic|Elementary|Kindergarten|Preschool)(?![A-Za-z])\.?"
 )
 ORG_LABELS = (
     r"(?i:works?|worked|working|employed|employee|teacher|teaches|student|studies|studying|job|"
@@ -378,7 +383,7 @@ EN_ORG_CONTEXT = re.compile(
     r"|(?i:employer|workplace|school|company)[ \t]*:[ \t]*([A-Z][^\n\t,;]{1,60}?)(?=\s{2,}|\t|\n|[,;.]|$)"  # noqa: E501
 )
 HOSPITAL_AFTER = re.compile(
-    rf"[{HAN}]{{0,10}}(?:医院|卫生院|诊所|中心医院)|[A-Za-z ]{{0,30}}(?:Hospital|Medical Cent)"
+    rf"[{HAN}]{{0,10}}(?:医院|卫生院|诊所|中心医院|(?:肿瘤|医药|医学|防治|癌症)中心)|[A-Za-z ]{{0,30}}(?:Hospital|Medical Cent)"  # noqa: E501
 )
 
 # --- clinical shapes that are never identifiers -------------------------------------
@@ -669,25 +674,35 @@ STREET_GATE = re.compile(_EN_STREET + r"(?![A-Za-z])")
 AREA_GATE = re.compile(r"(?:District|County|Township|Borough|Village)(?![A-Za-z])")
 ORG_GATE = re.compile(
     r"(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|Group|School|Academy|University|"
-    r"College|Bank|Factory|Industries|Technologies|Holdings|Council)(?![A-Za-z])"
+    r"College|Bank|Factory|Industries|Technologies|Holdings|Council|Tech|Polytechnic|Elementary|"
+    r"Kindergarten|Preschool)(?![A-Za-z])"
 )
 
 
 def windows(
-    gate: re.Pattern[str] | list[re.Match[str]], text: str, back: int, ahead: int
+    gate: re.Pattern[str] | Iterable[re.Match[str]], text: str, back: int, ahead: int
 ) -> list[tuple[int, int]]:
     """Merged (lo, hi) windows around every gate match; a window never starts
     inside a word or a number."""
     out: list[tuple[int, int]] = []
     n = len(text)
+    first, last = 0, -(10**9)  # the open window (plain locals: this loop is hot)
     for m in gate.finditer(text) if isinstance(gate, re.Pattern) else gate:
-        lo, hi = max(m.start() - back, 0), min(m.end() + ahead, n)
-        if out and lo <= out[-1][1] + 40:  # near ones too: fewer, longer scans are cheaper
-            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        s, e = m.span()
+        lo = s - back if s > back else 0
+        if lo <= last + 40:  # near ones too: fewer, longer scans are cheaper
+            hi = e + ahead
+            if hi > last:
+                last = hi if hi < n else n
             continue
+        if last >= 0:
+            out.append((first, last))
         while lo > 0 and text[lo - 1].isalnum():
             lo -= 1
-        out.append((lo, hi))
+        hi = e + ahead
+        first, last = lo, (hi if hi < n else n)
+    if last >= 0:
+        out.append((first, last))
     return out
 
 
@@ -930,7 +945,8 @@ def organizations(
         value = m.group(g).rstrip(" .")
         if value.startswith("the "):
             continue
-        if value and not HOSPITAL_AFTER.match(value + " "):
+        # a hospital after "works at" or "job at" is the employer (an ORGANIZATION)
+        if value and (g == 1 or not HOSPITAL_AFTER.match(value + " ")):
             hits.append(Hit(m.start(g), m.start(g) + len(value), "ORGANIZATION", True))
     return hits
 

@@ -107,6 +107,14 @@ def _variants(low: str) -> Iterator[str]:
 
 
 @lru_cache(maxsize=65536)
+def dictionary_word(word: str) -> bool:
+    """True for a dictionary, common or clinical word or one of its inflections (no
+    shape guess: "Marisol" ends like a drug but is no word)."""
+    words = english_words()
+    return any(v in words for v in _variants(word.lower()))
+
+
+@lru_cache(maxsize=65536)
 def safe_word(word: str) -> bool:
     """True for a dictionary, common or clinical word, or a drug-shaped one."""
     words = english_words()
@@ -175,7 +183,8 @@ _CODE = re.compile(
     r"(?<![\w\-./])(?=(?:[\w\-]*?\d){3})(?=[\w\-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9\-_]{3,}(?![\w])",
     re.ASCII,
 )
-_CODE_GATE = re.compile(r"[A-Za-z][\w\-]*\d|\d[\w\-]*[A-Za-z]", re.ASCII)
+_ANY_DIGIT = re.compile(r"\d", re.ASCII)
+_ANY_LETTER = re.compile(r"[A-Za-z]")
 _CLINICAL_VALUE = re.compile(
     # number and unit: "5000mg", "6000cGy", "486ms"
     r"\d+(?:\.\d+)?(?i:mg|ml|mm|cm|gy|cgy|kg|g|mmol|umol|iu|u|ng|pg|mcg|ug|h|hr|hrs|min|ms|s|d|"
@@ -191,17 +200,24 @@ _CLINICAL_VALUE = re.compile(
 )
 
 
+_MORPHOLOGY = re.compile(r"M\d{4}")
+
+
 def codes(text: str) -> list[Hit]:
     """Letter-and-digit tokens with three digits or more that are no clinical value."""
     from edge_node.deid_text.rules import TNM
 
-    if _CODE_GATE.search(text) is None:
+    # (two plain searches: a letter-then-digit pattern backtracks over long runs of
+    # letters and hyphens, quadratic in the length of the run)
+    if _ANY_DIGIT.search(text) is None or _ANY_LETTER.search(text) is None:
         return []
     out: list[Hit] = []
     for m in _CODE.finditer(text):
         v = m.group()
         if _CLINICAL_VALUE.fullmatch(v) or TNM.fullmatch(v):
             continue
+        if _MORPHOLOGY.fullmatch(v) and text.startswith("/", m.end()):
+            continue  # an ICD-O morphology code before its behaviour digit: "M8070/3"
         out.append(Hit(m.start(), m.end(), "OTHER", False))
     return out
 
