@@ -532,8 +532,13 @@ def _zh_start(norm: str, start: int, floor: int) -> int:
             continue
         if _ZH_STOP.match(ch):
             break
-        if ch.isdigit() and not (a >= 2 and norm[a - 2].isascii() and norm[a - 2].isalpha()):
-            break
+        if ch.isdigit():
+            # "T12椎体…术", "L4-5…": a level named by letter and number is part of the name
+            k = a - 1
+            while k > floor and (norm[k - 1].isdigit() or norm[k - 1] == "-"):
+                k -= 1
+            if not (k > floor and norm[k - 1] in "ctls" and not norm[k - 2 : k - 1].isalpha()):
+                break
         a -= 1
     trig = None
     for t in s.zh_trigger.finditer(norm, a, start):
@@ -602,12 +607,24 @@ def _chain(norm: str, pieces: list[tuple[int, int]]) -> list[list[int]]:
             if len(gap) <= 8 and s.connector.match(gap):
                 chains[-1][1] = b
                 continue
+            if _LISTED_PART.fullmatch(gap):
+                # "lobectomy with chest wall resection (ribs 1-3), mesh reconstruction and
+                # mediastinal lymph node dissection": one operation's parts, listed
+                chains[-1][1] = b
+                continue
             close = norm.find(")", b, b + 3)
             if re.fullmatch(r"\s*\([a-z0-9]*", gap) and close >= 0 and not norm[b:close].strip():
                 chains[-1][1] = close + 1
                 continue
         chains.append([a, b])
     return chains
+
+
+_LISTED_PART = re.compile(
+    # an aside in brackets that is no date ("(ribs 1-3)", not "(2019)")
+    r"(?:\s*\((?![^()]*\d{4})[^()\n;]{0,20}\))?(?:\s*,\s*[a-z][a-z -]{0,30}?)?"
+    r"\s*(?:,\s*)?(?:and|with|plus|\+|及|并)\s+"
+)
 
 
 def _surgeries(norm: str) -> list[Mention]:
@@ -695,9 +712,14 @@ def _date_for(
     norm: str, a: int, b: int, dates: list[tuple[int, int, str | None]]
 ) -> tuple[str | None, tuple[int, int] | None]:
     c_start, c_end = _clause(norm, a, b)
-    seg_start = max(c_start, norm.rfind(",", 0, a) + 1)
-    seg_end_m = re.search(r",", norm[b:c_end])
-    seg_end = b + seg_end_m.start() if seg_end_m else c_end
+    # a comma inside a date ("May 16, 2023") does not end the operation's phrase
+    commas = [
+        i
+        for i in range(c_start, c_end)
+        if norm[i] == "," and not any(d[0] <= i < d[1] for d in dates)
+    ]
+    seg_start = max([c_start] + [i + 1 for i in commas if i < a])
+    seg_end = min([i for i in commas if i >= b] + [c_end])
     inside = [d for d in dates if seg_start <= d[0] and d[1] <= seg_end]
     if not inside:
         before = [d for d in dates if c_start <= d[0] and d[1] <= a]
@@ -713,7 +735,16 @@ def _date_for(
     inside = [d for d in inside if not (d[1] <= a and _after_operation(norm, d, c_start))]
     if not inside:
         return None, None
-    best = min(inside, key=lambda d: min(abs(d[1] - a), abs(d[0] - b)))
+    # the date written right after the name ("hysterectomy 1998"), then a full date
+    # before a partial one ("Admission #1 (May 2023): lobectomy on May 16, 2023")
+    best = min(
+        inside,
+        key=lambda d: (
+            not (d[0] >= b and _DATE_AFTER.fullmatch(norm[b : d[0]])),
+            d[2] is None,
+            min(abs(d[1] - a), abs(d[0] - b)),
+        ),
+    )
     return best[2], (best[0], best[1])
 
 
@@ -803,6 +834,16 @@ _SPELLED_OUT = re.compile(
 )
 
 
+_ABBREVIATION = re.compile(r"[a-z]{2,4}\d{0,2}")
+_CHEMO_CONTEXT = re.compile(
+    r"化疗|方案|周期|疗程|单药|维持|静滴|输注|mg|auc|chemo|cycles?\b|regimen|maintenance|"
+    r"monotherapy|single agent|infusion|\bdoses?\b|\bq\d+w\b|\bc\d+d\d+|\bd1\b|x\s*\d\b|"
+    r"\+|/(?:\s*)(?:"
+    + "cisplatin|carboplatin|pemetrexed|paclitaxel|docetaxel|gemcitabine|etoposide"
+    + r")"
+)
+
+
 def _regimens(text: str, norm: str) -> list[Mention]:
     c = _chemo()
     groups: list[list[tuple[int, int, tuple[str, ...], bool]]] = []
@@ -828,6 +869,11 @@ def _regimens(text: str, norm: str) -> list[Mention]:
         if not any(c.classes.get(d) == "cytotoxic" for d in drugs):
             continue
         a, b = g[0][0], g[-1][1]
+        c_start, c_end = _clause(norm, a, b)
+        if all(
+            _ABBREVIATION.fullmatch(norm[it[0] : it[1]]) for it in g
+        ) and not _CHEMO_CONTEXT.search(norm, max(c_start, a - 40), min(c_end, b + 40)):
+            continue  # "CBP/LRFT" at follow-up: blood tests, no carboplatin
         if _planned(norm, a, b):
             continue
         negated, _ = _status(norm, a, b)

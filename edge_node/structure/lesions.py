@@ -26,11 +26,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from edge_node.structure.text import Section, clauses, data
+from edge_node.structure.text import Section, clauses, data, required_literal, word_alternation
 
 DATA = "petct.json"
 MAX_SIZE_CM = 40.0  # larger "sizes" are misreadings, not lesions
@@ -125,26 +126,46 @@ def _both(d: dict[str, list[str]]) -> str:
 
 def _mixed(words: list[str]) -> str:
     """Alternation of Chinese and English words, each bounded as its language needs."""
-    ws = sorted(words, key=len, reverse=True)
-    return "|".join(_words([w], "en" if w[:1].isascii() else "zh") for w in ws)
+    return _trie(words, lambda first: first.isascii())
 
 
 def _words(words: list[str], lang: str) -> str:
     """Alternation of plain words; English words get word boundaries."""
-    alts = []
-    for w in sorted(words, key=len, reverse=True):
-        e = re.escape(w)
-        if lang == "en" and w[:1].isalnum():
-            e = r"\b" + e
-        if lang == "en" and w[-1:].isalnum():
-            e += r"\b"
-        alts.append(e)
-    return "|".join(alts)
+    return _trie(words, lambda first: lang == "en")
+
+
+def _trie(words: list[str], english: Callable[[str], bool]) -> str:
+    """The alternation of `words` as a prefix tree, the longest word first where several
+    match at a place (what a flat alternation sorted longest first does, but `re` tries
+    only the branch of the character in front of it). An English word (decided by its
+    first character) gets a word boundary before and after where it starts or ends with
+    a letter or digit."""
+    root: dict[str, Any] = {}
+    for w in words:
+        if w:
+            node = root
+            for ch in w:
+                node = node.setdefault(ch, {})
+            node[""] = {}
+
+    def emit(node: dict[str, Any], last: str, en: bool) -> str:
+        alts = [re.escape(ch) + emit(child, ch, en) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            alts.append(r"\b" if en and last.isalnum() else "")
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    out = []
+    for ch, child in sorted(root.items()):
+        if ch:
+            en = english(ch)
+            out.append((r"\b" if en and ch.isalnum() else "") + re.escape(ch) + emit(child, ch, en))
+    return "|".join(out)
 
 
 @dataclass(frozen=True)
 class Vocab:
     sites: list[tuple[re.Pattern[str], str, str, bool]]  # pattern, site, detail, weak
+    site_literals: list[str]  # what each site pattern's every match contains
     vertebra: re.Pattern[str]
     vertebra_near: re.Pattern[str]
     vertebra_window: int
@@ -161,6 +182,8 @@ class Vocab:
     neg_post: dict[str, re.Pattern[str]]
     neg_break: dict[str, re.Pattern[str]]
     tendency: dict[str, re.Pattern[str]]
+    # per category, a cheap pattern of what its every match contains (None: no filter)
+    tendency_literals: dict[str, re.Pattern[str] | None]
     node_word: re.Pattern[str]
     distant: frozenset[str]
     ignore_heading: re.Pattern[str]
@@ -218,8 +241,15 @@ def vocab() -> Vocab:
         cat: _rx("|".join(f"(?:{p})" for p in pats)) for cat, pats in spec["tendency"].items()
     }
     tendency["malignant"] = _rx(tendency["malignant"].pattern + r"|(?<![a-z])mt(?![a-z])")
+    tendency_literals: dict[str, re.Pattern[str] | None] = {}
+    for cat, pats in spec["tendency"].items():
+        lits = [required_literal(_rx(p)) for p in pats] + (["mt"] if cat == "malignant" else [])
+        tendency_literals[cat] = (
+            None if "" in lits else re.compile(word_alternation(lits, bound=False))
+        )
     return Vocab(
         sites=sites,
+        site_literals=[required_literal(pat) for pat, *_ in sites],
         vertebra=_rx(vert["pattern"]),
         vertebra_near=_rx(_mixed(vert["near"])),
         vertebra_window=int(vert["window"]),
@@ -237,6 +267,7 @@ def vocab() -> Vocab:
         neg_post={k: _rx(_words(neg[f"{k}_post"], k)) for k in ("zh", "en")},
         neg_break={k: _rx(_words(neg[f"{k}_break"], k)) for k in ("zh", "en")},
         tendency=tendency,
+        tendency_literals=tendency_literals,
         node_word=_rx("|".join(spec["role_rules"]["node_words"])),
         distant=frozenset(spec["role_rules"]["distant"]),
         ignore_heading=_rx(
@@ -312,7 +343,7 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _UNIT = r"(cm|mm|厘米|毫米|公分|公厘|㎝|㎜)"
 _SIZE = re.compile(
     rf"(?<![\d.a-z]){_NUM}\s*{_UNIT}?(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?"
-    rf"(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?(?![a-z0-9])"
+    rf"(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?(?:(?<=cm)s)?(?![a-z0-9])"  # "2.5 cms"
 )
 _SUV = re.compile(
     r"(?:suv\s*[-_]?\s*max|suv\s*\(\s*max\s*\)|max(?:imum|\.)?\s+suv|suv\s*最大值|最大标准摄取值(?:\s*\(\s*suv\s*max\s*\))?"
@@ -459,8 +490,9 @@ def _site_hits_of(norm: str) -> tuple[SiteHit, ...]:
 def _site_hits(norm: str) -> list[SiteHit]:
     v = vocab()
     raw: list[SiteHit] = []
-    for pat, site, detail, weak in v.sites:
-        raw += [SiteHit(m.start(), m.end(), site, detail, weak) for m in pat.finditer(norm)]
+    for (pat, site, detail, weak), lit in zip(v.sites, v.site_literals, strict=True):
+        if lit in norm:  # most of ~200 patterns cannot match: skip their scans
+            raw += [SiteHit(m.start(), m.end(), site, detail, weak) for m in pat.finditer(norm)]
     levels: list[re.Match[str]] = []
     spinal: set[str] = set()
     for m in v.vertebra.finditer(norm):
@@ -493,7 +525,10 @@ def _site_hits(norm: str) -> list[SiteHit]:
                 at = m.start(1) + n.start()
                 raw.append(SiteHit(at, m.start(1) + n.end(), station))
     for pat, both in v.combined:
-        raw += [SiteHit(m.start(), m.end(), "combined", "|".join(both)) for m in pat.finditer(norm)]
+        if required_literal(pat) in norm:
+            raw += [
+                SiteHit(m.start(), m.end(), "combined", "|".join(both)) for m in pat.finditer(norm)
+            ]
     for m in v.same_lobe.finditer(norm):
         # "同叶后段另见一小结节": the lobe named last
         lobes = [h for h in raw if h.site in LOBES and h.end <= m.start()]
@@ -903,7 +938,9 @@ def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
         p.historical = True
     # what follows "伴"/"with" inside the part is an accompanying finding
     # ("肺癌伴阻塞性肺炎"): it judges the lesion only when nothing before does
-    cut = re.search(r"伴|合并|并发|\bwith\b|\bassociated\b", norm[p.hit.end : p.end])
+    # and so is a bracket after the lesion ("肺癌（阻塞性炎症代谢不高）", "考虑肺腺癌可能大
+    # （low FDG avidity不能除外惰性病变）")
+    cut = re.search(r"伴|合并|并发|\bwith\b|\bassociated\b|\(", norm[p.hit.end : p.end])
     spans = [(p.start, p.end)]
     if cut:
         spans.insert(0, (p.start, p.hit.end + cut.start()))
@@ -925,6 +962,9 @@ def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
 def _cues(text: str, norm: str, p: Part, start: int, end: int, ua: int, lang: str) -> None:
     v = vocab()
     for cat, pat in v.tendency.items():
+        lits = v.tendency_literals[cat]
+        if lits is not None and not lits.search(norm, start, end):
+            continue  # no alternative can match: skip the slow scan
         for m in pat.finditer(norm, start, end):
             if cat in ("malignant", "metastasis", "primary", "benign") and negated_before(
                 text, norm, m.start(), ua, lang
@@ -966,7 +1006,10 @@ def _in_reference_chunk(norm: str, pos: int, lo: int, hi: int) -> bool:
         stop = close if close != -1 else b
         return bool(v.reference.search(norm, a, stop) or v.comparison.search(norm, a, opened))
     chunk = re.sub(r"\([^()]*\)", lambda m: " " * len(m.group(0)), norm[a:b])
-    return bool(vocab().reference.search(chunk))
+    ref = vocab().reference.search(chunk)
+    if ref and a + ref.start() > pos and vocab().comparison.search(norm, pos, a + ref.start()):
+        return False  # "SUVmax 3.2 - mildly above blood pool": the value is the lesion's
+    return bool(ref)
 
 
 def _share(text: str, norm: str, parts: list[Part]) -> None:

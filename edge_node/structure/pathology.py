@@ -119,7 +119,15 @@ def _zones(norm: str) -> list[tuple[int, int, str]]:
         out.append((prev, start, zone))
         prev, zone = end, name
     out.append((prev, len(norm), zone))
-    return out
+    # a clinical note ends at the next labelled line ("Clinical details: …\nMacro: …")
+    cut = []
+    for a, b, z in out:
+        nxt = _NEXT_LABEL.search(norm, a, b) if z == "clinical" else None
+        cut += [(a, nxt.start(), z), (nxt.start(), b, "body")] if nxt else [(a, b, z)]
+    return cut
+
+
+_NEXT_LABEL = re.compile(r"(?<=\n)[ \t]*[a-z\u4e00-\u9fff][a-z /\u4e00-\u9fff]{1,28}:")
 
 
 def _rank(zones: list[tuple[int, int, str]], pos: int) -> int:
@@ -282,7 +290,7 @@ _SIZE_RE = re.compile(
     r"(?<![\d.a-z])(?<![-~]\s)(?<![-~至])"
     r"(" + _NUM + r")(?:\s*(?:cm|mm|厘米|毫米|㎝|㎜))?"
     r"((?:\s*[x*]\s*" + _NUM + r"(?:\s*(?:cm|mm|厘米|毫米|㎝|㎜))?){0,2})"
-    r"\s*-?\s*(cm|mm|厘米|毫米|公分|㎝|㎜)(?![a-z0-9²])"
+    r"\s*-?\s*(cm|mm|厘米|毫米|公分|㎝|㎜)(?:s(?![a-z]))?(?![a-z0-9²])"  # "2.5 cms"
 )
 _DIST_AFTER = re.compile(r"\s*(?:from|away|to the|distant|proximal|distal|of normal|距)")
 
@@ -339,6 +347,14 @@ def _size_kind(norm: str, start: int, end: int) -> str | None:
             continue  # the far end of a distance ("距胸膜0.5cm"), not the measured thing
         return "specimen"
     return "tumour" if saw_neutral else None
+
+
+_INVASIVE_SIZE = re.compile(
+    r"(?:(?<![a-z])invasive\s+(?:component|size|focus|part|portion|area|foci)"
+    r"|(?<![a-z])(?:focus|foci)\s+of\s+(?:[a-z]+\s+)?invasion|(?<![a-z])invasion\s+measur"
+    r"|浸润灶|浸润成分|浸润性成分|浸润部分|浸润范围|浸润最大径|浸润深度)"
+    r"[^,;。]{0,25}$"
+)
 
 
 def _find_sizes(norm: str) -> list[Mention]:
@@ -441,7 +457,7 @@ def _label_before(norm: str, lo: int, hi: int) -> tuple[str | None, bool]:
     st = _last(station.finditer(seg))  # "station 4r nil of 3 station 7 nil of 4"
     if st is None:
         # "stations 2r 0/3, 7 0/3": a bare station number right before the count
-        bare = re.search(r"(?<![\da-z./])(\d{1,2}[rl]?)\s*:?\s*\(?\s*$", seg)
+        bare = re.search(r"(?<![\da-z./])(\d{1,2}[rl]?)\s*[:-]?\s*\(?\s*$", seg)
         if bare:
             return bare.group(1), False
     return (_station_key(st.group(0)) if st else None), bool(total.search(seg))
@@ -551,6 +567,7 @@ def _node_table(norm: str) -> list[_Nodes]:
     return out
 
 
+_OWN_COUNT = re.compile(r"\s*[:-]?\s*\(?\s*\d{1,3}\s*/\s*\d{1,3}")
 _LIST_STATION = re.compile(r"[\s;,、]*\d{1,2}[rl]?\s*:?\s*")
 
 
@@ -575,6 +592,8 @@ def _find_nodes(norm: str) -> list[Mention]:
         # a label written after the count ("0/3 hilar, 0/5 mediastinal") is its own
         gap = len(norm[m.end() : m.end() + 3]) - len(norm[m.end() : m.end() + 3].lstrip(" "))
         after = _ln_res()[1].match(norm, m.end() + gap) if gap else None
+        if after and _OWN_COUNT.match(norm, after.end()):
+            after = None  # "Station 5: 0/2   Station 6: 0/1": the next station's label
         if after:
             key, is_total = _station_key(after.group(0)), False
             prev_end = after.end()
@@ -721,7 +740,7 @@ _VPI_RE = re.compile(
     r"(?:invad\w*|involv\w*|penetrat\w*|breach\w*|extends? (?:into|through))"
     r" (?:the |into the |through the )?(?:visceral )?pleura|pleural invasion|vpi)(?![a-z]))"
     r"|(?P<plain>脏层胸膜(?:弹力层)?|胸膜弹力层|胸膜(?=\s*:)|(?<![a-z])visceral pleura(?![a-z])"
-    r"|(?<![a-z])pleura(?=\s*:))"
+    r"|(?<![a-z])pleura(?=\s*(?::|-\s)))"
     r"|(?P<pl>(?<![a-z])pl(?P<pln>[0-3])(?![a-z0-9]))"
 )
 _LVI_RE = re.compile(
@@ -730,19 +749,22 @@ _LVI_RE = re.compile(
     r"(?:癌栓|瘤栓|侵犯|浸润|侵袭|肿瘤栓子))"
     r"|(?P<en>(?<![a-z])(?:lymphovascular|lympho-vascular|lymph-vascular|lymphatic|vascular|"
     r"angiolymphatic|venous|perivascular|lymphovascular space) (?:invasion|permeation)(?![a-z])"
-    r"|(?<![a-z])(?:lvi|lvsi)(?![a-z])|(?<![a-z])(?:vascular )?tumou?r (?:emboli|thromb(?:us|i)))"
+    r"|(?<![a-z])(?:lvi|lvsi)(?![a-z])|(?<![a-z])(?:vascular )?tumou?r (?:emboli|thromb(?:us|i))"
+    r"|(?<![a-z])(?:lympho-?)?vascular emboli(?![a-z]))"
     r"|(?<![a-z])microvascular invasion(?![a-z])"
     r"|(?P<lplain>脉管(?=\s*:))"
 )
 _POS_AFTER = re.compile(
-    r"^[\s:=]*(?:(?:is|was|are)\s+)?(?:\(\+\)|阳性|有|可见|受累|累及|侵犯|present|identified|seen|yes|"
+    r"^[\s:=]*(?:-\s+)?(?:(?:is|was|are)\s+)?(?:\(\+\)|阳性|有|可见|受累|累及|侵犯|present|identified|seen|yes|"
     r"positive|invaded|involved|"
     r"\(?pl[123]\)?|\+)"
 )
 _NEG_AFTER = re.compile(
-    r"^[\s:=]*(?:(?:is|was|are)\s+)?(?:\(-\)|阴性|无|未见|未受累|未累及|absent|not identified|"
+    r"^[\s:=]*(?:-\s+(?=[a-z]))?(?:(?:is|was|are)\s+)?"
+    r"(?:\(-\)|阴性|无|未见|未受累|未累及|absent|not identified|"
+    r"free(?![a-z])|clear(?![a-z])|"
     r"not seen|not present|not involved|uninvolved|no(?![a-z])|negative|none|not detected|"
-    r"未受侵|-(?!\d)|\(?pl0\)?)"
+    r"未受侵|-(?!\d|\s+[a-z])|\(?pl0\)?)"
 )
 _NEG_BEFORE = {
     "zh": re.compile(r"(?:未见|未查见|未发现|未|无|不伴|没有|否认)[^,;。]{0,14}$"),
@@ -786,7 +808,8 @@ def _own_negation(text: str, norm: str, start: int, end: int) -> tuple[bool | No
 
 
 _NOT_ASSESSED = re.compile(
-    r"[\s:=(]*(?:(?:is|was|are)\s+)?(?:cannot be (?:assessed|evaluated|determined)|"
+    r"[\s:=(-]*(?:(?:status|involvement|情况|状态)\s*)?(?:均|都|亦|也)?"
+    r"(?:(?:is|was|are)\s+)?(?:cannot be (?:assessed|evaluated|determined)|"
     r"not assessable|indeterminate|not applicable|n/a|无法评估|不能评估|无法判断|不详|不适用)"
 )
 
@@ -884,7 +907,7 @@ _ALK_TOKENS = re.compile(
     r"未见\w{0,4}(?:融合|重排)|无融合|无重排|not rearranged|non-rearranged|not identified|"
     r"未发生\w{0,4}(?:融合|重排)|(?<![a-z])neg(?![a-z]))"
     r"|(?P<pos>阳性|\(\+\)|positive|rearrangement detected|fusion detected|融合阳性|"
-    r"检测到\w{0,6}融合|存在\w{0,4}融合|发生\w{0,4}(?:融合|重排)|重排阳性|eml4-alk|rearranged|"
+    r"(?<!未)检出(?!\s*(?:阴性|\(-\)))|检测到\w{0,6}融合|存在\w{0,4}融合|发生\w{0,4}(?:融合|重排)|重排阳性|eml4-alk|rearranged|"
     r"detected|(?<![a-z])pos(?![a-z]))"
 )
 _PRE_NEG = re.compile(
@@ -993,7 +1016,9 @@ def _find_molecular(norm: str) -> list[Mention]:
         if gene not in ("egfr", "alk") and not gene.startswith("pd"):
             continue
         lo, hi = _gene_window(norm, m)
-        pre = norm[max(0, m.start() - 12) : m.start()]
+        # the words before, back to the line start ("EGFR｜未检出突变\n ALK｜检出…": the
+        # line before is another gene's result)
+        pre = re.split(r"[\n。;]", norm[max(0, m.start() - 12) : m.start()])[-1]
         if gene.startswith("pd"):
             v = _pdl1_value(norm, lo, hi)
             if v is not None:
@@ -1127,6 +1152,18 @@ def _nodes(ex: Extraction, ms: list[Mention], zones: list[tuple[int, int, str]])
         key = m.value[2]
         if key is not None and key not in stations:
             stations[key] = m
+    if len(stations) >= 3:
+        # "stn 10L 1/3, stn 11L 2/4, … ; metastatic carcinoma in hilar nodes (3/14)": a
+        # count after the numbered stations that is their sum repeats them
+        key, m = max(stations.items(), key=lambda kv: kv[1].start)
+        rest = [o.value for k, o in stations.items() if k != key]
+        if (
+            not re.search(r"\d", key)
+            and None not in m.value[:2]
+            and all(None not in v[:2] for v in rest)
+            and m.value[:2] == (sum(v[0] for v in rest), sum(v[1] for v in rest))
+        ):
+            del stations[key]
     if stations:
         use = list(stations.values())
     elif rows:
@@ -1169,8 +1206,11 @@ def assemble(
     for m in (both or [m for m in sites if m.value[1]])[:1]:
         ex.put("lobe", m.value[1], m.start, m.end)
 
-    sizes = [m for m in mentions if m.label == "tumor_size_cm"]
-    sizes.sort(key=lambda m: (_rank(zones, m.start) >= 3, m.start))
+    # a clinical note's size is the imaging size, not a measurement of the specimen
+    sizes = [m for m in mentions if m.label == "tumor_size_cm" and _rank(zones, m.start) < 3]
+    whole = [m for m in sizes if not _INVASIVE_SIZE.search(norm, max(0, m.start - 40), m.start)]
+    sizes = whole or sizes  # "total size 14 mm, invasive size 3 mm": the total is the size
+    sizes.sort(key=lambda m: m.start)
     for m in sizes[:1]:
         ex.put("tumor_size_cm", m.value, m.start, m.end)
 

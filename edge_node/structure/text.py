@@ -194,3 +194,49 @@ def word_alternation(
         for ch, child in sorted(root.items())
         if ch
     )
+
+
+@cache
+def required_literal(pattern: re.Pattern[str]) -> str:
+    """The longest run of plain characters every match of `pattern` contains ("上叶"
+    for "右肺?上叶", "upper" for r"\\bright\\s+upper\\s+lobe\\b"), "" when there is none:
+    a text without it holds no match, so `in` (fast) can skip a whole scan."""
+    if pattern.flags & re.IGNORECASE:
+        return ""
+    return _longest_run(list(re._parser.parse(pattern.pattern, pattern.flags)))  # type: ignore[attr-defined]
+
+
+@cache
+def required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """One plain string per top-level alternative of `pattern` ("(?:a|b)" counts as its
+    alternatives) that every match of that alternative contains; None when some
+    alternative has none. A text holding none of them holds no match."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    parsed = re._parser.parse(pattern.pattern, pattern.flags)  # type: ignore[attr-defined]
+    items = list(parsed)
+    # "(?:a|b)" alone: look inside the group
+    while len(items) == 1 and str(items[0][0]) == "SUBPATTERN":
+        items = list(items[0][1][-1])
+    if len(items) == 1 and str(items[0][0]) == "BRANCH":
+        branches = [list(b) for b in items[0][1][1]]
+    else:
+        branches = [items]
+    out = []
+    for seq in branches:
+        lit = _longest_run(seq)
+        if not lit:
+            return None
+        out.append(lit)
+    return tuple(dict.fromkeys(out))
+
+
+def _longest_run(seq: list[Any]) -> str:
+    best, run = "", ""
+    for op, arg in seq:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(arg)
+        elif name not in ("AT", "ASSERT", "ASSERT_NOT"):  # zero width: keeps the run
+            best, run = max(best, run, key=len), ""
+    return max(best, run, key=len)
