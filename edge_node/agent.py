@@ -67,6 +67,8 @@ class EdgeAgent:
         max_tasks: int = 16,
         monotonic: Callable[[], float] = time.monotonic,
         log: logging.Logger = _LOG,
+        housekeeping: Callable[[], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.tasks = tasks
@@ -78,6 +80,9 @@ class EdgeAgent:
         self._log = log
         self.heartbeat_interval_s = _DEFAULT_HEARTBEAT_S
         self._last_heartbeat = float("-inf")
+        # Per poll (stop ML SuperNodes whose study ran out of time) and at the end.
+        self._housekeeping = housekeeping
+        self._on_stop = on_stop
 
     # --- the pieces -----------------------------------------------------------------------
 
@@ -168,6 +173,8 @@ class EdgeAgent:
     def step(self) -> StepReport:
         """One poll: heartbeat when due, pull, keep new tasks, answer, deliver."""
         self.heartbeat_if_due()
+        if self._housekeeping is not None:
+            self._housekeeping()
         pulled = self.client.pull_tasks(self.max_tasks)
         received = sum(self.receive(task) for task in pulled.tasks)
         for failure in pulled.unreadable:
@@ -199,6 +206,8 @@ class EdgeAgent:
             except OperationalError as exc:
                 self._log.warning("state database unavailable, will retry: %s", exc.orig)
             stop.wait(self.poll_interval_s)
+        if self._on_stop is not None:
+            self._on_stop()  # an ML study's SuperNode does not outlive the agent
         self._log.info("edge agent stopped")
 
     def _start_when_reachable(self, stop: threading.Event) -> RegistrationAck | None:

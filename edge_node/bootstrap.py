@@ -68,11 +68,25 @@ def edge_stores(settings: EdgeSettings) -> Iterator[EdgeStores]:
 
 
 def build_runner(
-    stores: EdgeStores, policy: Policy, identity: SiteIdentity | None = None
+    stores: EdgeStores,
+    policy: Policy,
+    identity: SiteIdentity | None = None,
+    settings: EdgeSettings | None = None,
 ) -> TaskRunner:
     from edge_node.runner import TaskRunner
 
-    return TaskRunner.create(stores.analysis, stores.state, policy, identity)
+    ml = None
+    if settings is not None:
+        from edge_node.ml.tasks import MlTasks
+
+        ml = MlTasks(
+            stores.analysis,
+            stores.registry,
+            settings.home,
+            settings.tls_ca_cert,
+            ledger=stores.ledger(policy),
+        )
+    return TaskRunner.create(stores.analysis, stores.state, policy, identity, ml=ml)
 
 
 @contextmanager
@@ -90,14 +104,20 @@ def edge_agent(settings: EdgeSettings) -> Iterator[EdgeAgent]:
     identity = SiteIdentity.from_files(settings.site_name, settings.tls_files)
     with edge_stores(settings) as stores:
         channel: grpc.Channel = open_channel(settings)
+        runner: TaskRunner | None = None
         try:
+            runner = build_runner(stores, policy, identity, settings)
             yield EdgeAgent(
                 client=HubClient.for_channel(channel, settings),
                 tasks=stores.tasks,
-                runner=build_runner(stores, policy, identity),
+                runner=runner,
+                housekeeping=runner.housekeeping,
+                on_stop=runner.close,
                 registration=stores.registration,
                 poll_interval_s=settings.poll_interval_s,
                 max_tasks=settings.max_tasks_per_pull,
             )
         finally:
+            if runner is not None:
+                runner.close()  # also when the agent failed: no SuperNode is left running
             channel.close()

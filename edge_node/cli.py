@@ -371,6 +371,37 @@ def ledger_list(
         typer.echo(line)
 
 
+@app.command("predict")
+def predict_command(
+    study_id: Annotated[str, typer.Argument(help="The ML study whose released model to apply.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Score this site's current patients in the study's cohort with its released model
+    (the weights' hash checked) and store the scores per pseudonym in the analysis
+    database; prints counts and the score distribution, sends nothing (site operators
+    and clinicians)."""
+    from edge_node.ml.models import predict_study
+
+    settings = _settings(home)
+    _run(lambda: gate(settings, "predict", token, token_file, target=study_id))
+
+    def body() -> dict[str, object]:
+        with edge_stores(settings) as stores:
+            summary = predict_study(settings.home, stores.analysis, stores.registry, study_id)
+            return summary.as_dict()
+
+    summary = _run(body)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        typer.echo(f"{key}\t{value}")
+    typer.echo("scores stored in table ml_prediction of the analysis database", err=True)
+
+
 @ledger_app.command("budget")
 def ledger_budget(
     token: TokenOpt = None, token_file: TokenFileOpt = None, home: HomeOpt = DEFAULT_HOME

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,7 +37,11 @@ from federated_ml.analyses.base import Analysis, StudySpec, parse_spec
 from protocol.messages import ResultStatus, TaskAssignment, TaskResult
 from shared_cdm.errors import ErrorKind, InvalidInput, NotFound, OncoFedError
 
+if TYPE_CHECKING:
+    from edge_node.ml.tasks import MlTasks
+
 _LOG = logging.getLogger(__name__)
+FLOWER = "flower"  # ML studies (edge_node/ml/tasks.py)
 
 _DECISIONS = {
     Decision.AUTO: TaskDecision.APPROVED,
@@ -117,6 +121,7 @@ class TaskRunner:
     identity: SiteIdentity | None = None
     clock: Callable[[], datetime] = utc_now
     log: logging.Logger = field(default=_LOG)
+    ml: MlTasks | None = None
 
     @classmethod
     def create(
@@ -126,6 +131,7 @@ class TaskRunner:
         policy: Policy,
         identity: SiteIdentity | None = None,
         clock: Callable[[], datetime] = utc_now,
+        ml: MlTasks | None = None,
     ) -> TaskRunner:
         """A runner whose registry, ledger, cache and keys live in `state_engine`."""
         return cls(
@@ -137,22 +143,51 @@ class TaskRunner:
             keys=SecaggKeyStore(state_engine, clock),
             identity=identity,
             clock=clock,
+            ml=ml,
         )
 
     def decide(self, task: TaskAssignment) -> TaskDecision:
         """What the site's policy says about a task as it arrives."""
-        return _DECISIONS[self.policy.decision_for(task.analysis)]
+        decision = _DECISIONS[self.policy.decision_for(task.analysis)]
+        if decision is TaskDecision.AWAITING_APPROVAL and self._ml_followup(task):
+            # The operator approved this ML study when it joined; later rounds follow.
+            return TaskDecision.APPROVED
+        return decision
+
+    def _ml_followup(self, task: TaskAssignment) -> bool:
+        if task.analysis != FLOWER or self.ml is None:
+            return False
+        try:
+            return self.ml.phase(task) != "join" and self.ml.joined(task.study_id)
+        except OncoFedError:
+            return False
+
+    def housekeeping(self) -> None:
+        """Stop ML SuperNodes whose study ran out of time."""
+        if self.ml is not None:
+            self.ml.reap()
+
+    def close(self) -> None:
+        if self.ml is not None:
+            self.ml.close()
 
     def run(self, task: TaskAssignment, *, approved: bool = False) -> TaskResult:
         """The task's answer, after disclosure control; never raises."""
         decision = self.policy.decision_for(task.analysis)
         if decision is Decision.DENY:
             return refused(task, f"this site's policy denies analysis {task.analysis!r}")
-        if decision is Decision.MANUAL and not approved:
+        if decision is Decision.MANUAL and not (approved or self._ml_followup(task)):
             return refused(task, f"analysis {task.analysis!r} needs the site operator's approval")
         if _past(task.deadline, self.clock()):
             return failed(task, "deadline passed: the task was not run")
         try:
+            if task.analysis == FLOWER:
+                if self.ml is None:
+                    return refused(task, "this edge does not take part in ML studies")
+                # The site's own rules on rounds (its min_sites) hold for ML studies too.
+                params = task.spec.get("round_params") or {}
+                check_round(task.analysis, params if isinstance(params, dict) else {}, self.policy)
+                return self.ml.run(task)
             return self._compute(task)
         except OncoFedError as exc:
             if exc.kind is ErrorKind.REFUSED:

@@ -75,6 +75,11 @@ class HubSettings(BaseSettings):
     # Entries override the defaults one by one, so setting one analysis never
     # lowers another's; an analysis listed nowhere needs one site.
     min_sites: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MIN_SITES))
+    # ML studies: the hub runs a Flower SuperLink (TLS with the hub's certificate).
+    flower_enabled: bool = False
+    flower_port: int = Field(0, ge=0, le=65535)  # 0: a free port
+    # The host SuperNodes dial for the SuperLink (the hub's address as edges see it).
+    flower_public_host: str = "127.0.0.1"
 
     @classmethod
     def settings_customise_sources(

@@ -65,6 +65,8 @@ COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "ledger list": VIEWER,
     "ledger budget": VIEWER,
     "policy show": VIEWER,
+    # applies a released model to the site's de-identified patients, stores the scores
+    "predict": VIEWER,
     "reidentify": BROKER,
 }
 

@@ -8,6 +8,7 @@ from federated_ml.analyses.describe import DescribeAnalysis
 from federated_ml.analyses.regression import CoxAnalysis, LogisticAnalysis
 from federated_ml.analyses.survival import KaplanMeierAnalysis, LogrankAnalysis
 from federated_ml.analyses.tables import CrosstabAnalysis, TTestAnalysis
+from federated_ml.flower.study import FlowerAnalysis
 from shared_cdm.errors import InvalidInput
 
 _ANALYSES: dict[str, Analysis] = {
@@ -21,6 +22,7 @@ _ANALYSES: dict[str, Analysis] = {
         LogrankAnalysis(),
         CrosstabAnalysis(),
         TTestAnalysis(),
+        FlowerAnalysis(),
     )
 }
 

@@ -1,7 +1,9 @@
 """The Flower App directory that `flwr run` turns into a FAB.
 
 The FAB holds only a pyproject.toml (the spec and the result locations as run
-config) and a two-line module naming our ServerApp and ClientApp. The code
+config) and two one-line modules naming our ClientApp and ServerApp. They are
+separate so that each ClientApp process (Flower starts one per message) imports
+the client side only, not the ServerApp and its strategies. The code
 itself is the installed `federated_ml` package, the same on the hub and at
 every site, so nothing is installed at run time and the FAB's hash changes
 only when the study does.
@@ -17,14 +19,20 @@ from federated_ml import ALGORITHM_VERSION
 from federated_ml.flower.server_app import RUN_MODEL_DIR, RUN_RESULTS_DB, RUN_RESULTS_DIR, RUN_SPEC
 from federated_ml.flower.spec import MLStudySpec
 
-APP_MODULE = "oncofed_flower_app"
+APP_MODULE = "oncofed_flower_app"  # the ClientApp's module
+SERVER_MODULE = "oncofed_flower_server"
 
-_MODULE_TEXT = '''"""Entry points of an OncoFed ML study; the code is in federated_ml.flower."""
+_CLIENT_TEXT = '''"""The ClientApp of an OncoFed ML study; the code is in federated_ml.flower."""
 
 from federated_ml.flower.client_app import app as clientapp
+
+__all__ = ["clientapp"]
+'''
+_SERVER_TEXT = '''"""The ServerApp of an OncoFed ML study; the code is in federated_ml.flower."""
+
 from federated_ml.flower.server_app import app as serverapp
 
-__all__ = ["clientapp", "serverapp"]
+__all__ = ["serverapp"]
 '''
 
 
@@ -60,7 +68,7 @@ def write_app_bundle(
         'publisher = "oncofed"',
         "",
         "[tool.flwr.app.components]",
-        f'serverapp = "{APP_MODULE}:serverapp"',
+        f'serverapp = "{SERVER_MODULE}:serverapp"',
         f'clientapp = "{APP_MODULE}:clientapp"',
         "",
         "[tool.flwr.app.config]",
@@ -68,5 +76,6 @@ def write_app_bundle(
         "",
     ]
     (directory / "pyproject.toml").write_text("\n".join(lines), encoding="utf-8")
-    (directory / f"{APP_MODULE}.py").write_text(_MODULE_TEXT, encoding="utf-8")
+    (directory / f"{APP_MODULE}.py").write_text(_CLIENT_TEXT, encoding="utf-8")
+    (directory / f"{SERVER_MODULE}.py").write_text(_SERVER_TEXT, encoding="utf-8")
     return directory

@@ -28,8 +28,10 @@ from federated_ml.flower.features import (
     split_site_rows,
 )
 from federated_ml.flower.models import build_model
+from federated_ml.flower.privacy import Noise, privatise
 from federated_ml.flower.spec import MLStudySpec, spec_from_json
 from federated_ml.flower.training import Evaluation, evaluate, make_batchable, train_local
+from shared_cdm.errors import InvalidInput
 
 # Keys of the messages between ServerApp and ClientApp.
 SPEC_KEY = "spec-json"
@@ -85,12 +87,16 @@ def site_seed(keys: list[str]) -> int:
     return int.from_bytes(digest[:3], "big")
 
 
-def handle_train(msg: Message, source: FeatureSource) -> Message:
+def handle_train(msg: Message, source: FeatureSource, noise: Noise | None = None) -> Message:
     task = load_task(msg, source)
     spec, data = task.spec, task.data
+    if spec.privacy is not None and noise is None:
+        # The site noises its own update; without its settings nothing is sent.
+        raise InvalidInput("the study asks for differential privacy; this site set no DP noise")
     config = msg.content.config_records["config"]
     server_round = int(str(config[ROUND_KEY]))
     model = _model_from(msg, spec)
+    received = {k: v.detach().clone().numpy() for k, v in model.state_dict().items()}
     held_out = make_batchable(spec, data.x_held_out, data.outcome_held_out)
     before = evaluate(model, held_out)
     train = make_batchable(spec, data.x_train, data.outcome_train)
@@ -101,12 +107,20 @@ def handle_train(msg: Message, source: FeatureSource) -> Message:
         proximal_mu=float(str(config.get(MU_KEY, 0.0))),
         seed=spec.training.seed * 1_000_003 + server_round * 7919 + task.site_seed,
     )
+    state = model.state_dict()
+    metrics: dict[str, int | float | list[int] | list[float]] = {
+        "num-examples": len(train),
+        "train-loss": loss if math.isfinite(loss) else -1.0,
+    }
+    if spec.privacy is not None and noise is not None:
+        trained = {k: v.detach().numpy() for k, v in state.items()}
+        noisy, norm = privatise(received, trained, noise)
+        state = {k: torch.as_tensor(v) for k, v in noisy.items()}
+        metrics["update-clipped"] = int(norm > noise.clip)
     content = RecordDict(
         {
-            "arrays": ArrayRecord(model.state_dict()),
-            "metrics": MetricRecord(
-                {"num-examples": len(train), "train-loss": loss if math.isfinite(loss) else -1.0}
-            ),
+            "arrays": ArrayRecord(state),
+            "metrics": MetricRecord(metrics),
             EVAL_RECORD: evaluation_record(before, data.skipped),
         }
     )
@@ -129,7 +143,8 @@ app = ClientApp()
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)  # sites share cores with the rest of the edge node
-    return handle_train(msg, source_from_node_config(context.node_config))
+    config = context.node_config
+    return handle_train(msg, source_from_node_config(config), Noise.from_node_config(config))
 
 
 @app.evaluate()

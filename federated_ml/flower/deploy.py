@@ -132,6 +132,23 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def stop_process_tree(popen: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM a process started in its own session, then SIGKILL it and the Flower
+    processes it spawned (some detach into sessions of their own)."""
+    known = set(descendants(popen.pid)) if popen.poll() is None else set()
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=grace)
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(timeout=5)
+    for pid in known:
+        _signal_flower_pid(pid, signal.SIGKILL)
+
+
 @dataclass
 class ManagedProcess:
     name: str
@@ -306,10 +323,15 @@ class FlowerDeployment:
         return payload
 
     def register_supernode(self, name: str, keys: NodeKeys) -> int:
-        payload = self.flwr(
-            "supernode", "register", str(keys.public_key), CONNECTION, "--name", name
-        )
+        return self.register_public_key(name, keys.public_key)
+
+    def register_public_key(self, name: str, public_key: Path) -> int:
+        """Register a SuperNode's public key (OpenSSH format) under `name`; its node id."""
+        payload = self.flwr("supernode", "register", str(public_key), CONNECTION, "--name", name)
         return int(payload["node-id"])
+
+    def unregister_supernode(self, node_id: int) -> None:
+        self.flwr("supernode", "unregister", str(node_id), CONNECTION)
 
     def list_supernodes(self) -> list[dict[str, Any]]:
         nodes = self.flwr("supernode", "ls", CONNECTION)["nodes"]
@@ -334,7 +356,7 @@ class FlowerDeployment:
             "--root-certificates", str(self.tls.ca_cert),
             "--auth-supernode-private-key", str(keys.private_key),
             "--port", str(free_port()),  # its Runtime API for its own ClientApp processes
-            "--node-config", _node_config_arg(node_config),
+            "--node-config", node_config_arg(node_config),
         ]  # fmt: skip
         return self._spawn(name, argv, self.workdir / f"{name}-home")
 
@@ -360,7 +382,7 @@ class FlowerDeployment:
         raise DeploymentError(f"run {run_id} gave no result in {timeout:.0f} s")
 
 
-def _node_config_arg(node_config: Mapping[str, str | int | float]) -> str:
+def node_config_arg(node_config: Mapping[str, str | int | float]) -> str:
     parts = []
     for key, value in node_config.items():
         if not key.replace("-", "").replace("_", "").isalnum():

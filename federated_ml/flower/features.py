@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from federated_ml.flower.spec import BinaryOutcome, MLStudySpec
+from federated_ml.flower.spec import BinaryOutcome, MLStudySpec, input_columns
 from shared_cdm.errors import InvalidInput, NotFound
 
 
@@ -98,9 +98,13 @@ def source_from_node_config(node_config: Mapping[str, object]) -> SqliteFeatureS
 
 
 def needed_columns(spec: MLStudySpec) -> list[str]:
+    return [*input_columns(spec), *outcome_columns(spec)]
+
+
+def outcome_columns(spec: MLStudySpec) -> list[str]:
     if isinstance(spec.outcome, BinaryOutcome):
-        return [*spec.features, spec.outcome.column]
-    return [*spec.features, spec.outcome.time_column, spec.outcome.event_column]
+        return [spec.outcome.column]
+    return [spec.outcome.time_column, spec.outcome.event_column]
 
 
 def held_out_mask(keys: Sequence[str], fraction: float, seed: int) -> np.ndarray:
@@ -134,7 +138,8 @@ def _valid_outcome(spec: MLStudySpec, rows: FeatureRows) -> np.ndarray:
 
 
 def split_site_rows(spec: MLStudySpec, rows: FeatureRows) -> SiteData:
-    outcome_cols = [c for c in needed_columns(spec) if c not in spec.features]
+    outcome_cols = outcome_columns(spec)
+    features = input_columns(spec)
     valid = _valid_outcome(spec, rows)
     if not valid.all():
         keep = np.flatnonzero(valid)
@@ -143,9 +148,9 @@ def split_site_rows(spec: MLStudySpec, rows: FeatureRows) -> SiteData:
             {c: v[keep] for c, v in rows.columns.items()},
             rows.skipped + int((~valid).sum()),
         )
-    x = np.column_stack([rows.columns[c] for c in spec.features]) if rows.keys else None
+    x = np.column_stack([rows.columns[c] for c in features]) if rows.keys else None
     if x is None:
-        x = np.zeros((0, len(spec.features)))
+        x = np.zeros((0, len(features)))
     mask = held_out_mask(rows.keys, spec.training.held_out_fraction, spec.training.seed)
     return SiteData(
         x_train=x[~mask],

@@ -7,11 +7,15 @@ Every model maps a feature matrix (N, F) to logits: (N,) for a binary outcome,
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from federated_ml.flower.spec import MLStudySpec, SurvivalOutcome
+from federated_ml.flower.spec import MLStudySpec, SurvivalOutcome, input_columns
+from shared_cdm.errors import InvalidInput
 
 
 def _body(n_features: int, hidden: tuple[int, ...], dropout: float) -> tuple[nn.Module, int]:
@@ -67,7 +71,7 @@ def build_model(spec: MLStudySpec, *, seed: int | None = None) -> nn.Module:
     """The spec's model with seeded initial weights (the same on every site)."""
     if seed is not None:
         torch.manual_seed(seed)
-    n = len(spec.features)
+    n = len(input_columns(spec))
     m = spec.model
     if m.kind == "logistic":
         return LogisticModel(n)
@@ -88,3 +92,26 @@ def model_version(state: dict[str, torch.Tensor]) -> str:
         h.update(str(tensor.dtype).encode())
         h.update(tensor.numpy().tobytes())
     return "sha256:" + h.hexdigest()
+
+
+def state_to_json(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Weights as JSON (per tensor its shape and values): released without pickle."""
+    out: dict[str, Any] = {}
+    for name, tensor in state.items():
+        array = tensor.detach().cpu().numpy()
+        out[name] = {"shape": list(array.shape), "values": array.astype(float).ravel().tolist()}
+    return out
+
+
+def state_from_json(raw: Any) -> dict[str, torch.Tensor]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise InvalidInput("model weights must be a non-empty object of name -> tensor")
+    state = {}
+    for name, item in raw.items():
+        try:
+            shape = [int(s) for s in item["shape"]]
+            values = np.asarray(item["values"], dtype=np.float32)
+            state[str(name)] = torch.as_tensor(values.reshape(shape))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"model weights: tensor {name!r} is malformed ({exc})") from None
+    return state

@@ -65,10 +65,30 @@ class TrainingSpec(_Strict):
     held_out_fraction: float = Field(default=0.25, gt=0, lt=1)
 
 
+class PrivacySpec(_Strict):
+    """Differential privacy on each site's model update (see privacy.py).
+
+    `epsilon`/`delta` are for the whole run (all training rounds together); every
+    round's update is clipped to L2 norm `clip_norm` and noised by the site.
+    """
+
+    epsilon: float = Field(gt=0, le=10)
+    delta: float = Field(default=1e-5, gt=0, le=1e-3)
+    clip_norm: float = Field(default=1.0, gt=0, le=1000)
+
+
+Level = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class MLStudySpec(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=120)]
     model: ModelSpec
     features: tuple[Column, ...] = Field(min_length=1)
+    # Categorical features with their levels; the first level is the reference. Levels are
+    # listed in the spec because every site must one-hot encode into the same columns.
+    categorical: dict[Column, tuple[Level, ...]] = Field(default_factory=dict)
+    # Numeric features as (value - center) / scale; the same constants at every site.
+    scaling: dict[Column, tuple[float, Annotated[float, Field(gt=0)]]] = Field(default_factory=dict)
     outcome: Annotated[BinaryOutcome | SurvivalOutcome, Field(discriminator="kind")]
     training: TrainingSpec = TrainingSpec()
     strategy: Literal["fedavg", "fedprox"] = "fedavg"
@@ -77,6 +97,7 @@ class MLStudySpec(_Strict):
     round_timeout_s: float = Field(default=120.0, gt=0, le=86_400)
     # How long the server waits for min_nodes sites to come online before the first round.
     start_timeout_s: float = Field(default=120.0, gt=0, le=86_400)
+    privacy: PrivacySpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MLStudySpec:
@@ -89,6 +110,16 @@ class MLStudySpec(_Strict):
         )
         if outcome_columns & set(self.features):
             raise ValueError("an outcome column is also listed as a feature")
+        for what, names in (("categorical", self.categorical), ("scaling", self.scaling)):
+            stray = sorted(set(names) - set(self.features))
+            if stray:
+                raise ValueError(f"{what} names {', '.join(stray)}, which are not features")
+        both = sorted(set(self.categorical) & set(self.scaling))
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both categorical and scaled")
+        for name, levels in self.categorical.items():
+            if len(levels) < 2 or len(set(levels)) != len(levels):
+                raise ValueError(f"categorical {name} needs at least two distinct levels")
         survival_model = self.model.kind == "discrete_survival"
         if survival_model != isinstance(self.outcome, SurvivalOutcome):
             raise ValueError(
@@ -103,6 +134,20 @@ class MLStudySpec(_Strict):
 
     def to_json(self) -> str:
         return self.model_dump_json()
+
+
+def input_columns(spec: MLStudySpec) -> list[str]:
+    """The model's input columns: numeric features as named, a categorical feature as one
+    indicator per non-reference level (`stage__1`, `stage__2`: level positions, so any
+    level text gives a valid column name)."""
+    out: list[str] = []
+    for name in spec.features:
+        levels = spec.categorical.get(name)
+        if levels is None:
+            out.append(name)
+        else:
+            out += [f"{name}__{i}" for i in range(1, len(levels))]
+    return out
 
 
 def _describe(exc: ValidationError) -> str:

@@ -138,3 +138,41 @@ class AuditEntry(Base):
     # Unique: two entries claiming the same predecessor would fork the chain.
     prev_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class MlRun(Base):
+    """The Flower run of an ML study (`analysis: flower`): one per study."""
+
+    __tablename__ = "ml_runs"
+
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), primary_key=True)
+    # Flower's run ids are unsigned 64-bit: text, since SQL integers are signed.
+    flower_run_id: Mapped[str] = mapped_column(sa.String(24))
+    status: Mapped[str] = mapped_column(sa.String(20))  # running, completed, aborted, failed
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+    model_version: Mapped[str | None] = mapped_column(sa.String(80))
+    model_path: Mapped[str | None] = mapped_column(sa.Text)
+    sites: Mapped[list[Any]] = mapped_column(default=list)  # sites whose SuperNode was registered
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
+    submitted_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class MlRound(Base):
+    """One round of an ML study's Flower run as the ServerApp recorded it."""
+
+    __tablename__ = "ml_rounds"
+
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), primary_key=True)
+    server_round: Mapped[int] = mapped_column(primary_key=True)
+    seconds: Mapped[float] = mapped_column(sa.Float)
+    train_loss: Mapped[float | None] = mapped_column(sa.Float)
+    eval_model_round: Mapped[int | None]
+    eval_loss: Mapped[float | None] = mapped_column(sa.Float)
+    eval_auc_weighted: Mapped[float | None] = mapped_column(sa.Float)
+    eval_auc_pooled: Mapped[float | None] = mapped_column(sa.Float)
+    sites_asked: Mapped[list[Any]] = mapped_column(default=list)
+    sites_replied: Mapped[list[Any]] = mapped_column(default=list)
+    sites_failed: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    calibration: Mapped[list[Any]] = mapped_column(default=list)
+    site_metrics: Mapped[list[Any]] = mapped_column(default=list)

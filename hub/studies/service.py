@@ -21,6 +21,7 @@ from hub.db.models import Study, StudyStatus, Task, TaskStatus
 from hub.db.session import Database
 from hub.studies import repository, sensitivity
 from hub.studies.cache import bypasses_cache, cache_key, find_cached
+from hub.studies.ml import FlowerCoordinator, holds
 from hub.studies.provenance import dataset_versions, site_provenance, study_dataset
 from hub.studies.rounds import HUB_ACTOR, advance_if_complete, dispatch_round
 from hub.studies.rules import DEFAULT_MIN_SITES, StudyRules, site_minimum
@@ -77,8 +78,10 @@ class StudyService:
         task_deadline_s: float = 3600,
         min_sites: Mapping[str, int] = DEFAULT_MIN_SITES,
         clock: Clock = utc_now,
+        ml: FlowerCoordinator | None = None,
     ) -> None:
         self._db = db
+        self._ml = ml
         self._auto_approve = auto_approve
         self._rules = StudyRules(timedelta(seconds=task_deadline_s), dict(min_sites))
         self._clock = clock
@@ -94,6 +97,12 @@ class StudyService:
         sites: Sequence[str] | None = None,
     ) -> StudyView:
         parsed = validate_spec(spec)
+        if parsed.analysis == "flower" and self._ml is None:
+            raise InvalidInput(
+                "this hub runs no Flower SuperLink, so it cannot train an ML study "
+                "(set flower_enabled = true in hub.toml)",
+                code="flower_disabled",
+            )
         now = self._clock()
         with self._db.transaction() as session:
             targets = self._target_sites(session, sites)
@@ -318,7 +327,7 @@ class StudyService:
             if status is TaskStatus.EXPIRED or task.deadline <= now:
                 self._expire(session, task, now)
                 self._audit_result(session, node, task, "result.late", now, result)
-                advance_if_complete(session, study, now=now, rules=self._rules)
+                self._advance(session, study, now)
                 return SubmitAck(accepted=False, duplicate=False)
             task.status = TaskStatus(result.status.value).value
             task.payload = dict(result.payload) if result.status is ResultStatus.OK else None
@@ -326,8 +335,14 @@ class StudyService:
             task.disclosure = list(result.disclosure)
             task.completed_at = now
             self._audit_result(session, node, task, "result.accepted", now, result)
-            advance_if_complete(session, study, now=now, rules=self._rules)
+            self._advance(session, study, now)
             return SubmitAck(accepted=True, duplicate=False)
+
+    def _advance(self, session: Session, study: Study, now: datetime) -> bool:
+        """Move the study on, unless an ML study waits for the hub's Flower work."""
+        if holds(study):
+            return False
+        return advance_if_complete(session, study, now=now, rules=self._rules)
 
     def _audit_result(
         self, session: Session, node: str, task: Task, action: str, now: datetime, r: TaskResult
@@ -372,5 +387,12 @@ class StudyService:
             moved = 0
             for study_id in repository.running_study_ids(session):
                 study = repository.get_study(session, study_id, for_update=True)
-                moved += advance_if_complete(session, study, now=now, rules=self._rules)
-            return moved
+                moved += self._advance(session, study, now)
+        if self._ml is not None:
+            # Outside the transaction above: starting a Flower run takes seconds.
+            moved += self._ml.tick(
+                lambda session, study: advance_if_complete(
+                    session, study, now=self._clock(), rules=self._rules
+                )
+            )
+        return moved

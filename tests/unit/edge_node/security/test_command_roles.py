@@ -137,6 +137,7 @@ def _args(command: str, site: Site) -> list[str]:
         "users add": ["eve", "--role", "clinician"],
         "users disable": ["carl"],
         "reidentify": [PSEUDONYM],
+        "predict": ["study-1"],
     }
     return [*command.split(), *extra.get(command, [])]
 

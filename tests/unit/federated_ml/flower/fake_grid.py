@@ -16,6 +16,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from federated_ml.flower.client_app import handle_evaluate, handle_train
 from federated_ml.flower.features import FeatureSource
+from federated_ml.flower.privacy import Noise
 
 
 @dataclass
@@ -26,12 +27,19 @@ class FakeNode:
 
 
 class FakeGrid(Grid):
-    def __init__(self, sources: Mapping[str, FeatureSource], *, first_id: int = 1) -> None:
+    def __init__(
+        self,
+        sources: Mapping[str, FeatureSource],
+        *,
+        first_id: int = 1,
+        noise: Mapping[str, Noise] | None = None,
+    ) -> None:
         # A real ServerApp process learns these from the SuperLink; Message() reads them.
         TaskIdentity.run_id = 1
         TaskIdentity.node_id = 0
         TaskIdentity.task_id = 1
         self.sources = sources
+        self.noise = dict(noise or {})  # what each site's node config says about DP
         self.nodes = [FakeNode(first_id + i, name) for i, name in enumerate(sources)]
         self.silent_from: dict[str, int] = {}  # site -> first round it stops answering
         self.replies: dict[str, Message] = {}
@@ -65,7 +73,7 @@ class FakeGrid(Grid):
                 continue
             try:
                 if msg.metadata.message_type == MessageType.TRAIN:
-                    reply = handle_train(msg, self.sources[node.name])
+                    reply = handle_train(msg, self.sources[node.name], self.noise.get(node.name))
                 else:
                     reply = handle_evaluate(msg, self.sources[node.name])
             except Exception as exc:  # what Flower's ClientApp runner does with an exception

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
 from flwr.common.config import validate_config
 
-from federated_ml.flower.app_bundle import APP_MODULE, write_app_bundle
-from federated_ml.flower.deploy import _node_config_arg, descendants, flower_env, make_node_keys
+from federated_ml.flower.app_bundle import APP_MODULE, SERVER_MODULE, write_app_bundle
+from federated_ml.flower.deploy import descendants, flower_env, make_node_keys, node_config_arg
 from federated_ml.flower.features import (
     SqliteFeatureSource,
     held_out_mask,
@@ -102,7 +102,10 @@ def test_app_bundle_is_a_valid_flower_app(tmp_path: Path) -> None:
     assert ok, errors
     assert config["tool"]["flwr"]["app"]["components"]["clientapp"] == f"{APP_MODULE}:clientapp"
     assert spec_from_json(config["tool"]["flwr"]["app"]["config"]["spec-json"]) == SPEC
-    assert (app / f"{APP_MODULE}.py").exists()
+    assert config["tool"]["flwr"]["app"]["components"]["serverapp"] == f"{SERVER_MODULE}:serverapp"
+    # A ClientApp process imports only the client side (one process per message).
+    assert "server_app" not in (app / f"{APP_MODULE}.py").read_text()
+    assert (app / f"{SERVER_MODULE}.py").exists()
 
 
 def test_metrics_sink_keeps_rounds_and_result(tmp_path: Path) -> None:
@@ -142,11 +145,11 @@ def test_node_keys_are_what_flower_reads(tmp_path: Path) -> None:
     assert keys.private_key.stat().st_mode & 0o077 == 0
 
 
-def test_node_config_argument_and_environment(tmp_path: Path) -> None:
-    arg = _node_config_arg({"feature-db": "/data/a b.sqlite", "rows": 3})
+def testnode_config_argument_and_environment(tmp_path: Path) -> None:
+    arg = node_config_arg({"feature-db": "/data/a b.sqlite", "rows": 3})
     assert arg == 'feature-db="/data/a b.sqlite" rows=3'
     with pytest.raises(InvalidInput):
-        _node_config_arg({"bad key": "x"})
+        node_config_arg({"bad key": "x"})
     env = flower_env(tmp_path)
     assert env["FLWR_TELEMETRY_ENABLED"] == "0"
     assert env["FLWR_DISABLE_UPDATE_CHECK"] == "1"

@@ -1,0 +1,286 @@
+"""The site's side of an ML study's three rounds (federated_ml/flower/study.py).
+
+* `join`: build the study's rows from the analysis database (a spec that does not
+  fit this site's data fails here, before any training), write them to a snapshot
+  file in the edge's own folder (owner-only) for the ClientApp, make a SuperNode key
+  pair for this study and answer with its public half.
+* `train`: start this study's SuperNode (TLS to the hub's SuperLink, verified with
+  the consortium CA; node authentication with the study's key); it runs until the
+  release round or until the study's time is up, whichever comes first.
+* `release`: stop the SuperNode, delete the snapshot, and keep the released model
+  (its hash checked) for `oncofed-edge predict`.
+
+What leaves the site here is the SuperNode public key; the model updates leave
+through Flower. The rows never leave.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from edge_node.cdm import CDM_DATASET, refresh_cdm
+from edge_node.ledger.canonical import cohort_spec_hash, question_hash
+from edge_node.ledger.service import Ledger, Release
+from edge_node.ml.features import AnalysisDbFeatureSource, MlStudy, parse_ml_study, write_snapshot
+from edge_node.ml.models import store_model
+from edge_node.store.datasets import DatasetRegistry
+from federated_ml.flower.deploy import (
+    flower_env,
+    free_port,
+    make_node_keys,
+    node_config_arg,
+    stop_process_tree,
+)
+from federated_ml.flower.features import needed_columns, split_site_rows
+from federated_ml.flower.privacy import CLIP_KEY, SCALE_KEY, calibrate
+from federated_ml.flower.study import JOIN, MODEL, PHASE, PUBLIC_KEY, RELEASE, SUPERLINK, TRAIN
+from protocol.messages import ResultStatus, TaskAssignment, TaskResult
+from shared_cdm.errors import InvalidInput, NotFound
+
+_LOG = logging.getLogger(__name__)
+ML_DIR = "ml"
+SNAPSHOT = "features.sqlite"
+KEY_NAME = "supernode"
+# Beyond the spec's own timeouts before a forgotten SuperNode is stopped.
+LIFETIME_MARGIN_S = 300.0
+# A SuperNode whose key the SuperLink refuses exits within this time.
+START_CHECK_S = 2.0
+
+
+@dataclass
+class RunningSupernode:
+    study_id: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    expires_at: float
+
+
+def _phase(task: TaskAssignment) -> str:
+    params = task.spec.get("round_params") or {}
+    phase = params.get(PHASE) if isinstance(params, dict) else None
+    if phase not in (JOIN, TRAIN, RELEASE):
+        raise InvalidInput(f"ML study task has no valid phase (got {phase!r})")
+    return str(phase)
+
+
+class MlTasks:
+    """Runs ML study tasks and owns this site's SuperNode processes."""
+
+    def __init__(
+        self,
+        analysis_engine: Engine,
+        registry: DatasetRegistry,
+        home: Path,
+        ca_cert: Path,
+        *,
+        ledger: Ledger | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ledger = ledger
+        self._engine = analysis_engine
+        self._registry = registry
+        self._home = home
+        self._ca_cert = ca_cert
+        self._monotonic = monotonic
+        self.running: dict[str, RunningSupernode] = {}
+
+    def _dir(self, study_id: str) -> Path:
+        if not study_id.replace("-", "").replace("_", "").isalnum():
+            raise InvalidInput(f"study id {study_id!r} is not valid")
+        return self._home / ML_DIR / study_id
+
+    def joined(self, study_id: str) -> bool:
+        """Whether this site joined the study (and so approved it)."""
+        return (self._dir(study_id) / f"{KEY_NAME}.pub").exists()
+
+    def phase(self, task: TaskAssignment) -> str:
+        return _phase(task)
+
+    def run(self, task: TaskAssignment) -> TaskResult:
+        phase = _phase(task)
+        study = parse_ml_study(task.spec)
+        if phase == JOIN:
+            payload = self._join(task, study)
+        elif phase == TRAIN:
+            payload = self._train(task, study)
+        else:
+            payload = self._release(task)
+        return TaskResult(task.task_id, ResultStatus.OK, payload, "")
+
+    def _join(self, task: TaskAssignment, study: MlStudy) -> dict[str, Any]:
+        rows = AnalysisDbFeatureSource(self._engine, self._registry, study).rows()
+        columns = needed_columns(study.ml)
+        split = split_site_rows(study.ml, rows.as_feature_rows(columns))
+        if len(split.x_train) == 0:
+            raise InvalidInput(
+                f"this site has no usable training rows for the study "
+                f"({rows.skipped.total} row(s) left out for missing or unusable values)"
+            )
+        directory = self._dir(task.study_id)
+        dp = self._privacy(task, study, directory)
+        self._record(task, study, dp)
+        write_snapshot(directory / SNAPSHOT, rows, columns)
+        public = directory / f"{KEY_NAME}.pub"
+        if not public.exists():  # a repeated join (after a restart) answers with the same key
+            make_node_keys(directory, KEY_NAME)
+        _LOG.info(
+            "ML study %s: joined with %d rows (%d left out)",
+            task.study_id,
+            len(rows.keys),
+            rows.skipped.total,
+        )
+        return {PUBLIC_KEY: public.read_text(encoding="utf-8").strip()}
+
+    def _privacy(self, task: TaskAssignment, study: MlStudy, directory: Path) -> dict[str, Any]:
+        """The site's DP noise for this study (none when the spec asks for none)."""
+        privacy = study.ml.privacy
+        if privacy is None:
+            return {}
+        if self._ledger is not None:  # refused before anything is built or sent
+            self._ledger.check_budget(task.requester, privacy.epsilon, task.task_id)
+        dp = {
+            "epsilon": privacy.epsilon,
+            "delta": privacy.delta,
+            CLIP_KEY: privacy.clip_norm,
+            SCALE_KEY: calibrate(privacy, study.ml.rounds),
+        }
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "dp.json").write_text(json.dumps(dp), encoding="utf-8")
+        return dp
+
+    def _record(self, task: TaskAssignment, study: MlStudy, dp: Mapping[str, Any]) -> None:
+        """The disclosure ledger's entry: what will leave (model updates, rounds), epsilon."""
+        if self._ledger is None:
+            return
+        spec = study.study
+        if spec.dataset == CDM_DATASET:
+            record = refresh_cdm(self._engine, self._registry)
+            version = record.version if record is not None else ""
+        else:
+            version = self._registry.get(spec.dataset).version
+        released = {
+            "flower_model_updates": study.ml.rounds,
+            "model": study.ml.model.kind,
+            "inputs": len(study.ml.features),
+            "dp": dict(dp) or None,
+        }
+        self._ledger.record(
+            Release(
+                task=task,
+                analysis=spec.analysis,
+                dataset=spec.dataset,
+                dataset_version=version,
+                question=question_hash(task.spec, {}),
+                cohort_spec=cohort_spec_hash(spec, list(study.ml.features)),
+                released=released,
+                counts=(),
+                epsilon=float(dp.get("epsilon", 0.0)),
+                cached=False,
+            )
+        )
+
+    def _node_config(self, directory: Path) -> dict[str, str | int | float]:
+        config: dict[str, str | int | float] = {"feature-db": str(directory / SNAPSHOT)}
+        dp_file = directory / "dp.json"
+        if dp_file.exists():
+            dp = json.loads(dp_file.read_text(encoding="utf-8"))
+            config[CLIP_KEY], config[SCALE_KEY] = float(dp[CLIP_KEY]), float(dp[SCALE_KEY])
+        return config
+
+    def _train(self, task: TaskAssignment, study: MlStudy) -> dict[str, Any]:
+        params = task.spec.get("round_params") or {}
+        superlink = str(params.get(SUPERLINK, ""))
+        if ":" not in superlink:
+            raise InvalidInput("the train round names no SuperLink address")
+        directory = self._dir(task.study_id)
+        if not self.joined(task.study_id) or not (directory / SNAPSHOT).exists():
+            raise NotFound("this site has not joined the study (no key or rows for it)")
+        current = self.running.get(task.study_id)
+        if current is not None and current.popen.poll() is None:
+            return {"supernode": "running"}
+        log_path = directory / "supernode.log"
+        argv = [
+            str(_bin("flower-supernode")),
+            "--superlink", superlink,
+            "--root-certificates", str(self._ca_cert),
+            "--auth-supernode-private-key", str(directory / f"{KEY_NAME}.key"),
+            "--port", str(free_port()),
+            "--node-config", node_config_arg(self._node_config(directory)),
+        ]  # fmt: skip
+        home = directory / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log_file:
+            popen = subprocess.Popen(
+                argv,
+                cwd=home,
+                env=flower_env(home),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        ml = study.ml
+        lifetime = ml.start_timeout_s + (ml.rounds + 1) * ml.round_timeout_s + LIFETIME_MARGIN_S
+        self.running[task.study_id] = RunningSupernode(
+            task.study_id, popen, log_path, self._monotonic() + lifetime
+        )
+        try:
+            popen.wait(timeout=START_CHECK_S)
+        except subprocess.TimeoutExpired:
+            _LOG.info("ML study %s: SuperNode started (pid %d)", task.study_id, popen.pid)
+            return {"supernode": "started"}
+        self.running.pop(task.study_id, None)
+        _LOG.error("SuperNode exited: %s", log_path.read_text(errors="replace")[-2000:])
+        raise InvalidInput(
+            f"the SuperNode exited at once (code {popen.returncode}); see {log_path.name} "
+            "in the edge's ml folder"
+        )
+
+    def _release(self, task: TaskAssignment) -> dict[str, Any]:
+        self.stop(task.study_id)
+        directory = self._dir(task.study_id)
+        (directory / SNAPSHOT).unlink(missing_ok=True)  # training is over: the copy goes
+        params = task.spec.get("round_params") or {}
+        model = params.get(MODEL)
+        if not isinstance(model, dict):
+            return {"model_stored": False}
+        spec = {k: v for k, v in task.spec.items() if k != "round_params"}
+        store_model(self._home, task.study_id, str(model["version"]), spec, model["weights"])
+        return {"model_stored": True, "model_version": str(model["version"])}
+
+    def stop(self, study_id: str) -> None:
+        running = self.running.pop(study_id, None)
+        if running is not None:
+            stop_process_tree(running.popen)
+            _LOG.info("ML study %s: SuperNode stopped", study_id)
+
+    def reap(self) -> None:
+        """Stop SuperNodes whose study ran out of time (the release never came)."""
+        now = self._monotonic()
+        for study_id, running in list(self.running.items()):
+            if running.popen.poll() is not None:
+                # The hub unregisters a study's SuperNodes when its run ends: they exit.
+                _LOG.info("ML study %s: SuperNode exited (%s)", study_id, running.popen.returncode)
+                self.stop(study_id)
+            elif now >= running.expires_at:
+                _LOG.warning("ML study %s: SuperNode outlived its study; stopping it", study_id)
+                self.stop(study_id)
+
+    def close(self) -> None:
+        for study_id in list(self.running):
+            self.stop(study_id)
+
+
+def _bin(name: str) -> Path:
+    # The SuperNode is the one installed beside this Python, never one from PATH.
+    return Path(sys.executable).parent / name
