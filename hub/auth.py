@@ -1,4 +1,5 @@
-"""Users, API tokens and roles, and the FastAPI dependencies that check them.
+"""Users, API tokens and roles, and the FastAPI dependencies that check them; and the
+nodes' certificate revocation list, checked on every gRPC call.
 
 A token is 32 random bytes shown once; the database keeps only its SHA-256, so a
 leaked database does not hand out working tokens.
@@ -7,14 +8,21 @@ leaked database does not hand out working tokens.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
+import grpc
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -22,6 +30,8 @@ from sqlalchemy.orm import Session
 from hub.db.models import Role, User
 from hub.db.session import Database
 from shared_cdm.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,12 +119,16 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def current_user(
-    session: SessionDep,
+    db: Annotated[Database, Depends(get_database)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UserView:
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("send `Authorization: Bearer TOKEN`", code="no_token")
-    return authenticate(session, credentials.credentials)
+    # A session of its own, closed before the handler runs: a request-long one would
+    # hold a pooled connection while the handler's transaction waits for another,
+    # and enough concurrent requests then exhaust the pool (each waiting 30 s).
+    with db.session() as session:
+        return authenticate(session, credentials.credentials)
 
 
 CurrentUser = Annotated[UserView, Depends(current_user)]
@@ -125,3 +139,109 @@ def current_coordinator(user: CurrentUser) -> UserView:
 
 
 CoordinatorUser = Annotated[UserView, Depends(current_coordinator)]
+
+
+# --- revoked node certificates ---
+
+CRL_FILE_NAME = "crl.pem"
+
+
+class RevocationList:
+    """The serial numbers the consortium CA has revoked (`crl.pem`, a signed X.509 CRL
+    beside the CA certificate the hub trusts).
+
+    Re-read whenever the file changes, so a revocation takes effect without a
+    restart. A CRL that is unreadable or not signed by the CA fails closed: every
+    node is refused until it is fixed, rather than a revoked one let in.
+    """
+
+    def __init__(self, crl_path: Path, ca_cert_path: Path) -> None:
+        self.path = crl_path
+        self._ca_cert_path = ca_cert_path
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int] | None = None
+        self._serials: frozenset[int] = frozenset()
+        self._error: str | None = None
+
+    def _refresh(self) -> None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self._serials, self._error = None, frozenset(), None
+            return
+        key = (stat.st_mtime_ns, stat.st_size)
+        if key == self._seen:
+            return
+        self._seen = key
+        try:
+            crl = x509.load_pem_x509_crl(self.path.read_bytes())
+            ca = x509.load_pem_x509_certificate(self._ca_cert_path.read_bytes())
+            public_key = ca.public_key()
+            if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+                raise ValueError("the CA key type cannot sign a CRL")
+            if crl.issuer != ca.subject or not crl.is_signature_valid(public_key):
+                raise ValueError("it is not signed by the consortium CA")
+        except (OSError, ValueError) as exc:
+            self._serials, self._error = frozenset(), f"{self.path} is not usable: {exc}"
+            log.error("certificate revocation list %s", self._error)
+            return
+        self._serials = frozenset(entry.serial_number for entry in crl)
+        self._error = None
+
+    def check(self, cert_pem: bytes) -> None:
+        """Raise Unauthenticated for a revoked certificate (or an unusable list)."""
+        with self._lock:
+            self._refresh()
+            serials, error = self._serials, self._error
+        if error is not None:
+            raise Unauthenticated(
+                f"the hub cannot check revocations ({error})", code="revocation_list_unusable"
+            )
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        if cert.serial_number in serials:
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            who = str(names[0].value) if names else "?"
+            raise Unauthenticated(
+                f"the certificate of {who} (serial {cert.serial_number:x}) is revoked by "
+                "the consortium CA",
+                code="certificate_revoked",
+            )
+
+
+class RevocationCheck(grpc.ServerInterceptor):
+    """Refuses, before any handler runs, a call whose client certificate is revoked."""
+
+    def __init__(self, revocations: RevocationList) -> None:
+        self._revocations = revocations
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # the node protocol is unary only
+        behaviour = handler.unary_unary
+        revocations = self._revocations
+
+        def checked(request: Any, context: grpc.ServicerContext) -> Any:
+            pems = context.auth_context().get("x509_pem_cert")
+            if pems:
+                try:
+                    revocations.check(pems[0])
+                except Unauthenticated as exc:
+                    log.warning("%s refused: %s", handler_call_details.method, exc.message)
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc.code}: {exc.message}")
+            return behaviour(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            checked,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def revocation_check(ca_cert_path: Path) -> RevocationCheck:
+    """The hub's check against `crl.pem` in the folder of its CA certificate."""
+    return RevocationCheck(RevocationList(ca_cert_path.parent / CRL_FILE_NAME, ca_cert_path))

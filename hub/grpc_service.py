@@ -7,7 +7,7 @@ typed errors map through `hub.errors`, anything else becomes INTERNAL and is log
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -133,12 +133,15 @@ def create_grpc_server(
     clock: Clock,
     *,
     max_workers: int = 16,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> tuple[grpc.Server, int]:
-    """A started-not-yet gRPC server on the settings' address; returns it and its real port."""
+    """A started-not-yet gRPC server on the settings' address; returns it and its real port.
+    `interceptors` run first (the hub's revocation check)."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="hub-grpc"),
         options=grpc_options(settings.max_message_bytes),
-        interceptors=server_interceptors(),  # only with ONCOFED_WIRE_CAPTURE (protocol.capture)
+        # the capture's only with ONCOFED_WIRE_CAPTURE (protocol.capture)
+        interceptors=[*interceptors, *server_interceptors()],
     )
     pb_grpc.add_EdgeHubServicer_to_server(EdgeHubService(studies, nodes, clock), server)
     address = f"{settings.grpc_host}:{settings.grpc_port}"

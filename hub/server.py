@@ -21,6 +21,7 @@ import grpc
 import uvicorn
 
 from hub.api.app import create_app
+from hub.auth import revocation_check
 from hub.bootstrap import Hub, build_hub
 from hub.db.session import upgrade_database
 from hub.grpc_service import create_grpc_server
@@ -62,20 +63,26 @@ class HubServer:
     @property
     def ready_line(self) -> str:
         s = self.settings
-        return (
-            f"hub ready grpc={s.grpc_host}:{self.grpc_port} "
-            f"http=http://{s.http_host}:{self.http_port}"
-        )
+        line = f"hub ready grpc={s.grpc_host}:{self.grpc_port} http=http://{s.http_host}:{self.http_port}"
+        if self._hub is not None and self._hub.flower is not None:
+            line += f" flower={self._hub.flower.superlink_address}"
+        return line
 
     def start(self) -> None:
         self.settings.check_startable()
         self.settings.home.mkdir(parents=True, exist_ok=True)
         upgrade_database(self.settings.db_url)
         hub = self._hub = build_hub(self.settings, clock=self._clock)
+        if hub.flower is not None:
+            hub.flower.start()  # the SuperLink for ML studies; stopped in stop()
         # Finish whatever a previous run left due before taking new work.
         hub.studies.sweep()
         self._grpc, self.grpc_port = create_grpc_server(
-            self.settings, hub.studies, hub.nodes, self._clock
+            self.settings,
+            hub.studies,
+            hub.nodes,
+            self._clock,
+            interceptors=[revocation_check(self.settings.tls_ca_cert)],
         )
         self._grpc.start()
         self._start_http(hub)
@@ -124,6 +131,10 @@ class HubServer:
 
     def stop(self, grace_s: float = 5.0) -> None:
         self._stop.set()
+        if self._hub is not None and self._hub.flower is not None:
+            # First: the SuperLink runs in a session of its own, so a hub killed after a
+            # slow shutdown would leave it behind.
+            self._hub.flower.stop()
         if self._http is not None:
             self._http.should_exit = True
         if self._grpc is not None:

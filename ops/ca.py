@@ -1,17 +1,30 @@
 """`oncofed-ops ca`: thin commands over `protocol.tls.CaFolder`.
 
+`revoke` adds a party's certificate to the CA's revocation list (`crl.pem`, a
+CRL signed by the CA key); copy that file into the hub's `tls/` folder and the
+hub refuses the certificate from its next call on.
+
 Private keys are written 0600 by `protocol.tls.write_private` and never
 returned to the caller as text, so nothing here can print one by accident.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from protocol.tls import CaFolder, Role, validate_party_name
-from shared_cdm.errors import InvalidInput
+from shared_cdm.errors import InvalidInput, NotFound
+
+# The hub reads this file beside the CA certificate it trusts (hub.auth.RevocationList).
+CRL_FILE = "crl.pem"
+CRL_VALID_DAYS = 365
 
 _ROLES: tuple[Role, ...] = ("edge", "hub")
 
@@ -67,3 +80,49 @@ def issue(
         ip_addresses=ip_addresses or ("127.0.0.1",),
     )
     return IssuedFiles(name, role, folder.party_cert(name), folder.party_key(name))
+
+
+@dataclass(frozen=True)
+class Revoked:
+    name: str
+    serial: int
+    crl: Path
+
+
+def revoke(directory: Path, name: str) -> Revoked:
+    """Add NAME's current certificate to the CA's CRL (re-signed); revoking twice is harmless."""
+    folder = CaFolder(directory)
+    pair = folder.load_ca()
+    cert_path = folder.party_cert(name)
+    if not cert_path.is_file():
+        raise NotFound(f"no certificate for {name!r} in {directory}")
+    serial = x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number
+    ca_cert = x509.load_pem_x509_certificate(pair.cert_pem)
+    ca_key = serialization.load_pem_private_key(pair.key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise InvalidInput("the CA key is not an EC key made by `oncofed-ops ca init`")
+    path = directory / CRL_FILE
+    now = dt.datetime.now(dt.UTC)
+    entries: list[x509.RevokedCertificate] = []
+    if path.is_file():
+        old = x509.load_pem_x509_crl(path.read_bytes())
+        if not old.is_signature_valid(ca_key.public_key()):
+            raise InvalidInput(f"{path} is not signed by this CA; refusing to extend it")
+        entries = list(old)
+    if serial not in {e.serial_number for e in entries}:
+        entries.append(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=CRL_VALID_DAYS))
+    )
+    for entry in entries:
+        builder = builder.add_revoked_certificate(entry)
+    crl = builder.sign(ca_key, hashes.SHA256())
+    tmp = path.with_name(f".{CRL_FILE}.tmp")
+    tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    tmp.replace(path)  # the hub never reads half a file
+    return Revoked(name, serial, path)

@@ -18,30 +18,43 @@ synthetic hospital.
 Everything made is written to `testbed.json` *before* it is made, so
 `testbed down` removes it all even after a crash. Names carry the prefix
 `ofb-<id>-` (namespaces) and `ofb<id>w` (tunnel interfaces).
+
+Faults for tests (and, where cheap, the CLI): a hospital's link cut and
+restored (`link`), a slow link (`slow`: a relay that holds each WireGuard
+packet for a while, because this machine's kernel has no `sch_netem`), a
+service killed and started again (`kill`, `start_hub`, `start_edge`), and a
+hospital's TLS certificate revoked (`revoke_certificate`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import functools
+import heapq
 import ipaddress
 import json
 import os
 import re
 import secrets
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
+from ops import ca as ca_ops
 from ops import vpn
 from ops.federation import (
     EDGE_OPERATOR,
@@ -284,6 +297,8 @@ class TestbedOptions:
     seed: int = 11
     subnet: str = vpn.DEFAULT_SUBNET
     ready_timeout: float = 120.0
+    # hub.toml entries over the testbed's own (e.g. task_deadline_s, min_sites)
+    hub_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Testbed:
@@ -296,6 +311,7 @@ class Testbed:
         self.vpn_dir = state.root / "vpn"
         self._popen: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()  # set-up threads share the state file
+        self._delays: dict[str, UdpDelay] = {}
 
     # --- names ---
 
@@ -457,6 +473,7 @@ class Testbed:
                 "http_host": "127.0.0.1",  # the hub namespace's own loopback
                 "http_port": HUB_HTTP_PORT,
                 **hub_settings_for_local_run(),
+                **options.hub_settings,
             },
         )
         say(
@@ -491,11 +508,29 @@ class Testbed:
             env=env,
         ).strip()
         vpn.write_private(self.root / "hub.token", (token + "\n").encode("ascii"))
-        self.spawn(HUB_NAME, self.hub_host.namespace, [*hub_cli, "serve", "--home", str(home)], env)
-        self.wait_for_log(HUB_NAME, HUB_READY, options.ready_timeout)
+        self.start_hub(timeout=options.ready_timeout, env=env)
         with self._lock:
             self.state.services = True
             self.state.save()
+
+    def start_hub(
+        self, *, timeout: float = 120.0, env: Mapping[str, str] | None = None
+    ) -> ProcessRecord:
+        """Run the hub in its namespace (again, after `stop` or `kill`); returns once it
+        listens."""
+        home = self.layout.hub_home
+        argv = [*python_module("hub.cli"), "serve", "--home", str(home)]
+        log = self.root / "logs" / f"{HUB_NAME}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        record = self.spawn(HUB_NAME, self.hub_host.namespace, argv, env or child_env())
+        self.wait_for_log(HUB_NAME, HUB_READY, timeout, offset=offset)
+        return record
+
+    def configure_hub(self, **settings: Any) -> None:
+        """Change hub.toml entries; they apply from the hub's next start."""
+        path = self.layout.hub_home / "hub.toml"
+        current = tomllib.loads(path.read_text(encoding="utf-8"))
+        write_toml(path, {**current, **settings})
 
     def start_edge(self, site: str, *, wait: bool = True, timeout: float = 120.0) -> ProcessRecord:
         """Run SITE's edge in its namespace (again, after `stop`)."""
@@ -519,6 +554,22 @@ class Testbed:
             time.sleep(0.1)
         _kill(record.pid, record.start, signal.SIGKILL)
         self._reap()
+
+    def kill(self, name: str, *, timeout: float = 10.0) -> None:
+        """SIGKILL the named process (no chance to clean up), and wait until it is gone."""
+        record = self.process(name)
+        _kill(record.pid, record.start, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while _alive(record.pid, record.start):
+            if time.monotonic() > deadline:
+                raise TestbedError(f"{name} (pid {record.pid}) survived SIGKILL for {timeout} s")
+            self._reap()
+            time.sleep(0.05)
+
+    def running(self, name: str) -> bool:
+        record = self.process(name)
+        self._reap()
+        return _alive(record.pid, record.start)
 
     def _reap(self) -> None:
         for popen in self._popen:
@@ -648,6 +699,27 @@ class Testbed:
     def wait_for_sites(self, sites: Sequence[str], timeout: float = 120.0) -> None:
         self.on_hub(lambda hub: hub.wait_for_nodes(list(sites), timeout=timeout))
 
+    def wait_for_contact(
+        self, sites: Sequence[str], since: dt.datetime, timeout: float = 60.0
+    ) -> None:
+        """Until every site has called the hub after `since` (after a hub restart, the
+        edges' reconnect back-off decides when)."""
+        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+
+        def fresh(node: Mapping[str, Any]) -> bool:
+            seen = dt.datetime.fromisoformat(str(node["last_seen"]))
+            return (seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)) > since
+
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = {str(n["name"]): n for n in self.on_hub(lambda hub: hub.nodes())}
+            waiting = [s for s in sites if s not in nodes or not fresh(nodes[s])]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable(f"no call from {', '.join(waiting)} after {timeout:.0f} s")
+            time.sleep(0.2)
+
     def run_study(
         self, spec: Mapping[str, Any], sites: Sequence[str], timeout: float = 300.0
     ) -> dict[str, Any]:
@@ -656,6 +728,40 @@ class Testbed:
             return hub.wait_for_study(study_id, timeout=timeout)
 
         return self.on_hub(go)
+
+    def submit_study(self, spec: Mapping[str, Any], sites: Sequence[str]) -> str:
+        return self.on_hub(lambda hub: str(hub.submit_study(spec, sites=list(sites))["id"]))
+
+    def study(self, study_id: str) -> dict[str, Any]:
+        return self.on_hub(lambda hub: hub.study(study_id))
+
+    def wait_for_study(self, study_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        return self.on_hub(lambda hub: hub.wait_for_study(study_id, timeout=timeout))
+
+    def study_tasks(self, study_id: str) -> list[dict[str, Any]]:
+        """Each task of the study: site, round, status, times (the hub's REST API)."""
+        token = (self.root / "hub.token").read_text(encoding="ascii").strip()
+        url = f"http://127.0.0.1:{HUB_HTTP_PORT}/api/v1/studies/{study_id}/tasks"
+
+        def call() -> list[dict[str, Any]]:
+            reply = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=15.0)
+            reply.raise_for_status()
+            return list(reply.json())
+
+        return in_netns(self.hub_host.namespace, call)
+
+    def wait_for_round(self, study_id: str, round_no: int, timeout: float = 60.0) -> dict[str, Any]:
+        """The study once it has reached round `round_no` (or ended before it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            study = self.study(study_id)
+            if study["status"] != "running" or int(study["round"]) >= round_no:
+                return study
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"study {study_id} still in round {study['round']} after {timeout:.0f} s"
+                )
+            time.sleep(0.05)
 
     def tunnel_transfer(self, host: str) -> dict[str, tuple[int, int]]:
         """Bytes received and sent per peer public key on HOST's tunnel (`wg show transfer`)."""
@@ -670,6 +776,77 @@ class Testbed:
             key, received, sent = line.split("\t")
             peers[key] = (int(received), int(sent))
         return peers
+
+    # --- faults ---
+
+    def link(self, host: str, up: bool) -> None:
+        """Cut (or restore) HOST's only wire: its `eth0` goes down (or up)."""
+        _ip("-n", self.namespace(host), "link", "set", "eth0", "up" if up else "down")
+
+    def link_is_up(self, host: str) -> bool:
+        out = _ip("-n", self.namespace(host), "-o", "link", "show", "eth0")
+        return ",UP" in out or "<UP" in out
+
+    def slow(self, site: str, delay_s: float) -> UdpDelay:
+        """Hold each of SITE's WireGuard packets `delay_s` seconds, both ways.
+
+        The site's peer endpoint for the hub becomes a relay on its own loopback,
+        which forwards to the hub's real endpoint from the site's address; so the
+        hub sees the same host, one round trip 2 x `delay_s` slower. The site's
+        WireGuard port changes too: WireGuard follows a peer to wherever its last
+        packet came from, and the hub's packets to the old port would otherwise
+        pull the site back onto the direct path.
+        """
+        if site in self._delays:
+            raise Conflict(f"{site} is already slowed; call fast() first")
+        entry = self.state.hosts[site]
+        relay = UdpDelay(entry.namespace, entry.underlay, (HUB_UNDERLAY, vpn.DEFAULT_PORT), delay_s)
+        self._delays[site] = relay
+        try:
+            self._set_hub_endpoint(site, f"127.0.0.1:{relay.port}", new_port=True)
+        except BaseException:
+            self._delays.pop(site).close()
+            raise
+        return relay
+
+    def fast(self, site: str) -> None:
+        """Undo `slow`: SITE talks to the hub's endpoint directly again."""
+        relay = self._delays.pop(site, None)
+        if relay is None:
+            return
+        try:
+            self._set_hub_endpoint(site, f"{HUB_UNDERLAY}:{vpn.DEFAULT_PORT}")
+        finally:
+            relay.close()
+
+    def _set_hub_endpoint(self, site: str, endpoint: str, *, new_port: bool = False) -> None:
+        entry = self.state.hosts[site]
+        if entry.tunnel_if is None:
+            raise Conflict(f"{site} has no tunnel")
+        wg = ["ip", "netns", "exec", entry.namespace, "wg"]
+        [hub_key] = _run([*wg, "show", entry.tunnel_if, "peers"]).split()
+        port = ["listen-port", "0"] if new_port else []  # 0: a fresh random port
+        _run([*wg, "set", entry.tunnel_if, *port, "peer", hub_key, "endpoint", endpoint])
+
+    def hub_endpoint_of(self, site: str) -> str:
+        """Where the hub currently sends SITE's WireGuard packets (`wg show endpoints`)."""
+        hub = self.hub_host
+        peer = vpn.load_plan(self.vpn_dir).site(site)
+        if hub.tunnel_if is None or peer is None:
+            raise Conflict(f"no tunnel between the hub and {site}")
+        out = _run(["ip", "netns", "exec", hub.namespace, "wg", "show", hub.tunnel_if, "endpoints"])
+        endpoints = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
+        return endpoints.get(peer.public_key, "(none)")
+
+    def revoke_certificate(self, site: str) -> ca_ops.Revoked:
+        """Revoke SITE's TLS certificate at the CA and hand the new CRL to the hub,
+        which refuses the certificate from its next call on (no restart)."""
+        record = ca_ops.revoke(self.layout.ca_dir, site)
+        tls = self.layout.hub_home / "tls"
+        tmp = tls / f".{ca_ops.CRL_FILE}.tmp"
+        shutil.copyfile(record.crl, tmp)
+        tmp.replace(tls / ca_ops.CRL_FILE)
+        return record
 
     def revoke(self, site: str) -> vpn.Revocation:
         """Revoke SITE's WireGuard key and apply the hub's new config live."""
@@ -686,6 +863,8 @@ class Testbed:
         Returns what was left behind (an empty list when all went); safe to call
         again, and on a half-built testbed.
         """
+        for site in list(self._delays):
+            self._delays.pop(site).close()
         records = list(self.state.processes)
         for record in records:
             _kill(record.pid, record.start, signal.SIGTERM)
@@ -695,6 +874,10 @@ class Testbed:
             time.sleep(0.1)
         for record in records:
             _kill(record.pid, record.start, signal.SIGKILL)
+        deadline = time.monotonic() + grace  # SIGKILL is not instant either
+        while any(_alive(r.pid, r.start) for r in records) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
         ours = [ns for ns in _existing_namespaces() if ns.startswith(self.state.prefix)]
         for ns in dict.fromkeys([*self.state.namespaces, *ours]):
             # Anything else that runs in our hosts (a shell an operator opened) goes too.
@@ -711,6 +894,72 @@ class Testbed:
         if not keep_files and not left:
             shutil.rmtree(self.root, ignore_errors=True)
         return left
+
+
+class UdpDelay:
+    """A UDP relay in `namespace`: what arrives on its loopback port goes to `target`
+    from `source`, and the answers come back, each packet `delay_s` later.
+
+    Its sockets live in the namespace; its thread lives in this process, so it
+    ends with it (and with `close`).
+    """
+
+    def __init__(
+        self, namespace: str, source: str, target: tuple[str, int], delay_s: float
+    ) -> None:
+        if not 0 < delay_s <= 10:
+            raise InvalidInput("a delay must be more than 0 and at most 10 s")
+        self.delay_s = delay_s
+
+        def sockets() -> tuple[socket.socket, socket.socket]:
+            front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            front.bind(("127.0.0.1", 0))
+            back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            back.bind((source, 0))
+            back.connect(target)
+            return front, back
+
+        self._front, self._back = in_netns(namespace, sockets)
+        self.port = int(self._front.getsockname()[1])
+        self.source = f"{source}:{self._back.getsockname()[1]}"  # what the hub sees
+        self._client: Any = None  # wireguard-go's own address, from its first packet
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._relay, name=f"delay-{namespace}", daemon=True)
+        self._thread.start()
+
+    def _relay(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._front, selectors.EVENT_READ)
+        selector.register(self._back, selectors.EVENT_READ)
+        held: list[tuple[float, int, bool, bytes]] = []  # (due, order, to the hub, packet)
+        order = 0
+        while not self._stop.is_set():
+            wait = 0.2 if not held else min(0.2, max(0.0, held[0][0] - time.monotonic()))
+            for key, _ in selector.select(wait):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    packet, sender = sock.recvfrom(65535)
+                except OSError:
+                    continue
+                to_hub = sock is self._front
+                if to_hub:
+                    self._client = sender
+                heapq.heappush(held, (time.monotonic() + self.delay_s, order, to_hub, packet))
+                order += 1
+            while held and held[0][0] <= time.monotonic():
+                _, _, to_hub, packet = heapq.heappop(held)
+                with contextlib.suppress(OSError):  # a cut link drops it, as a wire would
+                    if to_hub:
+                        self._back.send(packet)
+                    elif self._client is not None:
+                        self._front.sendto(packet, self._client)
+        selector.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._front.close()
+        self._back.close()
 
 
 def _wait_until(probe: Callable[[], bool], timeout: float, what: str) -> None:
@@ -758,6 +1007,24 @@ def leftovers(testbed_id: str) -> list[str]:
 
 def up(root: Path, options: TestbedOptions, say: Callable[[str], None]) -> Testbed:
     return Testbed.up(root, options, say)
+
+
+def open_testbed(root: Path) -> Testbed:
+    """The running testbed described by ROOT/testbed.json (for `link`, `kill`, `start`)."""
+    if os.geteuid() != 0:
+        raise TestbedError("changing the testbed's hosts needs root")
+    return Testbed(TestbedState.load(root.resolve()))
+
+
+def start_service(bed: Testbed, name: str) -> ProcessRecord:
+    """Start `hub` or `edge-SITE` again (after `kill`); returns once it is ready."""
+    if name == HUB_NAME:
+        return bed.start_hub()
+    site = name.removeprefix("edge-")
+    if name.startswith("edge-") and site in bed.state.sites:
+        return bed.start_edge(site)
+    services = ", ".join([HUB_NAME, *(f"edge-{s}" for s in bed.state.sites)])
+    raise InvalidInput(f"no service {name!r}; the testbed runs {services}")
 
 
 def down(root: Path, *, keep_files: bool = False) -> list[str]:
