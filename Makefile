@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 	@bash ops/scripts/ensure_wireguard.sh  # wireguard-go + wg for the testbed (Debian)
 
-demo: install
-	$(BIN)/oncofed-ops demo
+demo: install  # e.g. make demo DEMO_ARGS='--network loopback --patients 100 --exit'
+	$(BIN)/oncofed-ops demo $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

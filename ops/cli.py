@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 
 from ops import ca, testbed, vpn
-from ops.demo import run_demo
+from ops.demo import DEFAULT_PATIENTS as DEMO_DEFAULT_PATIENTS
+from ops.demo import DEFAULT_SEED as DEMO_DEFAULT_SEED
+from ops.demo import DemoOptions, run_demo
 from ops.local_federation import (
     LocalFederationRun,
     check_output,
@@ -25,7 +27,7 @@ from ops.local_federation import (
 )
 from ops.processes import Terminated, sigterm_raises
 from ops.synth.report import print_summary
-from shared_cdm.errors import EXIT_CODES, OncoFedError
+from shared_cdm.errors import EXIT_CODES, InvalidInput, OncoFedError
 
 T = TypeVar("T")
 EXIT_INTERRUPTED = 130
@@ -137,21 +139,48 @@ def local_federation(
     _guarded(action)
 
 
-@app.command("demo", help="Three synthetic hospitals, a hub and three studies, shown as tables.")
+@app.command(
+    "demo",
+    help="The main job: CA, hub and three hospital edges (WireGuard testbed or loopback "
+    "mTLS), synthetic hospitals through the edge pipeline, a lung-cancer study, and what "
+    "crossed the wire.",
+)
 def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="An empty folder for the demo (default: a new temp dir).")
     ] = None,
-    keep_running: Annotated[
-        bool, typer.Option(help="Leave the federation running until Ctrl-C.")
+    network: Annotated[
+        str,
+        typer.Option(
+            help="testbed (namespaces + WireGuard, root), loopback (mutual TLS) or auto "
+            "(the testbed where the machine allows it)."
+        ),
+    ] = "auto",
+    patients: Annotated[
+        int, typer.Option(help="Patients per synthetic hospital.")
+    ] = DEMO_DEFAULT_PATIENTS,
+    seed: Annotated[int, typer.Option(help="Random seed of the hospitals.")] = DEMO_DEFAULT_SEED,
+    flower: Annotated[bool, typer.Option(help="Train the Flower model (the slowest step).")] = True,
+    exit_after: Annotated[
+        bool,
+        typer.Option(
+            "--exit", help="Stop everything once the results are printed (default: keep the hub)."
+        ),
     ] = False,
 ) -> None:
+    options = DemoOptions(
+        workdir=workdir,
+        network=network,
+        patients=patients,
+        seed=seed,
+        keep_running=not exit_after,
+        flower=flower,
+    )
     _guarded(
         lambda: run_demo(
             out=Console(),
             progress=Console(stderr=True, log_path=False),
-            workdir=workdir,
-            keep_running=keep_running,
+            options=options,
         )
     )
 
@@ -265,6 +294,42 @@ def testbed_down(
         typer.echo("left behind: " + "; ".join(left), err=True)
         raise typer.Exit(1)
     typer.echo("testbed removed")
+
+
+@testbed_app.command("link", help="Cut (down) or restore (up) a host's only link.")
+def testbed_link(
+    host: Annotated[str, typer.Argument(help="hub, hospital-N or outsider.")],
+    state: Annotated[str, typer.Argument(help="up or down.")],
+    directory: Annotated[Path, typer.Option("--dir", help="The testbed's folder.")],
+) -> None:
+    def act() -> None:
+        if state not in ("up", "down"):
+            raise InvalidInput(f"link state must be up or down, not {state!r}")
+        bed = testbed.open_testbed(directory)
+        if host not in bed.state.hosts:
+            raise InvalidInput(f"no host {host!r}; hosts: {', '.join(bed.state.hosts)}")
+        bed.link(host, up=state == "up")
+
+    _guarded(act)
+    typer.echo(f"{host}: link {state}")
+
+
+@testbed_app.command("kill", help="SIGKILL a service: hub or edge-hospital-N.")
+def testbed_kill(
+    name: Annotated[str, typer.Argument(help="hub or edge-hospital-N.")],
+    directory: Annotated[Path, typer.Option("--dir", help="The testbed's folder.")],
+) -> None:
+    _guarded(lambda: testbed.open_testbed(directory).kill(name))
+    typer.echo(f"{name} killed")
+
+
+@testbed_app.command("start", help="Start a killed service again: hub or edge-hospital-N.")
+def testbed_start(
+    name: Annotated[str, typer.Argument(help="hub or edge-hospital-N.")],
+    directory: Annotated[Path, typer.Option("--dir", help="The testbed's folder.")],
+) -> None:
+    record = _guarded(lambda: testbed.start_service(testbed.open_testbed(directory), name))
+    typer.echo(f"{name} running (pid {record.pid})")
 
 
 def main() -> None:

@@ -1,1 +1,2 @@
-"""Synthetic lung-cancer-like site tables for the demo; no real patient's data."""
+"""The demo's data: its lung-cancer study on the CDM (`study`) and the older flat,
+seeded site tables (`generate`); no real patient's data."""

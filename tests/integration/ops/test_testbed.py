@@ -137,6 +137,24 @@ def test_down_after_the_owner_is_gone_removes_everything(tmp_path: Path) -> None
             3,
             3,
         )
+        # A fault from the command line: hospital-1's link cut, then restored.
+        site = state.hosts["hospital-1"]
+        hub = state.hosts["hub"].tunnel_address
+        assert hub is not None
+        for link in ("down", "up"):
+            done = subprocess.run(
+                [*cli, "link", "hospital-1", link, "--dir", str(root)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            if link == "down":
+                assert not tb._refused_or_open(site.namespace, hub, 9)
+        tb._wait_until(
+            lambda: tb._refused_or_open(site.namespace, hub, 9), 20.0, "the restored link"
+        )
         down = subprocess.run(
             [*cli, "down", "--dir", str(root)],
             capture_output=True,
