@@ -84,7 +84,9 @@ class RunContext:
     batch_size: int = 5000
     progress: ProgressHook | None = None
     structuring: Any = None  # structuring.Tally of this run, made on first use
+    text_workers: Any = None  # workers.TextWorkers: scrubbing and structuring processes
     _ids: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    _stay_visits: dict[str, int] = field(default_factory=dict, repr=False)  # link hash -> id
 
     def table_counts(self, source: str, table: str) -> TableCounts:
         return self.counts.setdefault((source, table), TableCounts())
@@ -108,6 +110,19 @@ class RunContext:
             if len(self._ids) >= ID_CACHE_SIZE:
                 self._ids.clear()
             found = self._ids[(kind, value)] = self.deid.pseudonymizer.surrogate_id(kind, value)
+        return found
+
+    def stay_visit_id(self, stay: Any, admission_id: str | None = None) -> int:
+        """The visit key of an indexed stay (whose admission ID the caller may have
+        opened already), remembered by its link hash: every event table meets the
+        same stays, and opening a sealed admission ID costs an AES-GCM decryption."""
+        found = self._stay_visits.get(stay.admission_id)
+        if found is None:
+            if len(self._stay_visits) >= ID_CACHE_SIZE:
+                self._stay_visits.clear()
+            if admission_id is None:
+                admission_id = self.admission_id_of(stay)
+            found = self._stay_visits[stay.admission_id] = self.visit_id(admission_id)
         return found
 
     def admission_id_of(self, stay: Any) -> str:

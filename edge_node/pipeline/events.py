@@ -10,7 +10,7 @@ sources (see `merge.py`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -170,7 +170,7 @@ def link_events(
         if stay is not None and stay.valid:
             visit = visit_ids.get(stay.admission_id)
             if visit is None:
-                visit = visit_ids[stay.admission_id] = ctx.visit_id(ctx.admission_id_of(stay))
+                visit = visit_ids[stay.admission_id] = ctx.stay_visit_id(stay)
         person = person_ids.get(person_key)
         if person is None:
             person = person_ids[person_key] = ctx.person_id(person_key)
@@ -257,6 +257,8 @@ def load_events(
     for r in skipped:
         ctx.table_counts(r.source, r.table).skipped += 1
     conflicts: list[dict[str, Any]] = []
+    # The reports are scrubbed (in the worker processes) while the studies are written.
+    reports = imaging_reports(ctx, linked) if target == "imaging" else None
     with ctx.analysis.begin() as aconn:
         writer = CdmWriter(aconn)
         if target == "lab":
@@ -270,15 +272,17 @@ def load_events(
             fresh = notes_to_structure(writer, rows) if target == "note" else []
             writer.upsert(EVENT_TABLES[target], list(rows.values()))
             structure_notes(ctx, writer, fresh, rows, linked)  # facts of new notes
-            if target == "imaging":
-                _load_imaging_reports(ctx, writer, linked)
+            if reports is not None:
+                _load_imaging_reports(ctx, writer, reports)
     return rejected, conflicts
 
 
-def _load_imaging_reports(ctx: RunContext, writer: CdmWriter, linked: list[Linked]) -> None:
+def _load_imaging_reports(
+    ctx: RunContext, writer: CdmWriter, pending: Callable[[], tuple[list[Linked], int]]
+) -> None:
     """Each study's report (findings + impression) as a scrubbed note, structured like
     any other (PET-CT lesions become measurements of their site)."""
-    reports, refused = imaging_reports(ctx, linked)
+    reports, refused = pending()
     if refused:
         tally(ctx).not_structured["report_not_scrubbable"] += refused
     rows: dict[int, dict[str, Any]] = {}

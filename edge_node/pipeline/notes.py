@@ -20,6 +20,7 @@ de-identifier failed) is quarantined with the reason, never loaded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,9 @@ class NoteRefused(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[NoteRefused], tuple[str, str]]:
+        return NoteRefused, (self.code, self.reason)  # sent back by worker processes
 
 
 def scrub(
@@ -131,30 +135,46 @@ def refusal(record: MappedRecord, refused: NoteRefused) -> Rejection:
     )
 
 
+def start_scrubbing(
+    ctx: RunContext, notes: Sequence[tuple[str | None, str | None, str]]
+) -> Callable[[], list[str | NoteRefused]]:
+    """Starts scrubbing (text, lang, person key) triples, in the run's worker
+    processes when it has them (`workers.py`); the returned function waits for the
+    scrubbed texts or refusals, in order."""
+    from edge_node.pipeline.workers import ScrubJob, TextWorkers
+
+    surrogates = ctx.deid.policy.note_identifiers == "surrogates"
+    workers = ctx.text_workers or TextWorkers(ctx.deid.pseudonymizer, None, workers=1)
+    jobs = [
+        ScrubJob(text, lang, person_key, ctx.deid.shift_days(person_key), surrogates)
+        for text, lang, person_key in notes
+    ]
+    return workers.scrub(jobs)
+
+
 def scrub_notes(ctx: RunContext, linked: list[Linked]) -> tuple[list[Linked], list[Rejection]]:
     """The batch's notes with their scrubbed text (see SCRUBBED), and the notes that
     could not be scrubbed, as rejections."""
-    policy = ctx.deid.policy
-    if policy.note_text == "omit":
+    if ctx.deid.policy.note_text == "omit":
         return linked, []
-    pseudonymizer = ctx.deid.text_pseudonymizer()
-    surrogates = policy.note_identifiers == "surrogates"
+    pending = start_scrubbing(
+        ctx,
+        [
+            (
+                item.record.fields.get("text"),
+                note_lang(item.record.fields.get("lang")),
+                item.person_key,
+            )
+            for item in linked
+        ],
+    )
     kept: list[Linked] = []
     refused: list[Rejection] = []
-    for item in linked:
-        fields = item.record.fields
-        try:
-            text = scrub(
-                fields.get("text"),
-                lang=note_lang(fields.get("lang")),
-                person_key=item.person_key,
-                pseudonymizer=pseudonymizer,
-                surrogates=surrogates,
-            )
-        except NoteRefused as exc:
-            refused.append(refusal(item.record, exc))
-            continue
-        kept.append(replace(item, record=with_text(item.record, text)))
+    for item, out in zip(linked, pending(), strict=True):
+        if isinstance(out, NoteRefused):
+            refused.append(refusal(item.record, out))
+        else:
+            kept.append(replace(item, record=with_text(item.record, out)))
     return kept, refused
 
 
@@ -181,39 +201,38 @@ def report_text(findings: object, conclusion: object, modality: object) -> tuple
     return "\n".join(x for x in lines if x), lang
 
 
-def imaging_reports(ctx: RunContext, linked: list[Linked]) -> tuple[list[Linked], int]:
-    """Notes made from the reports of the batch's imaging studies (findings and
-    impression), scrubbed like any note, keyed as `<table>#report` so a study and its
-    report have their own rows; and how many reports could not be scrubbed (their
-    study still loads; the report is left out, never copied raw)."""
-    policy = ctx.deid.policy
-    if policy.note_text == "omit":
-        return [], 0
-    pseudonymizer = ctx.deid.text_pseudonymizer()
-    surrogates = policy.note_identifiers == "surrogates"
-    out: list[Linked] = []
-    refused = 0
+def imaging_reports(
+    ctx: RunContext, linked: list[Linked]
+) -> Callable[[], tuple[list[Linked], int]]:
+    """Starts scrubbing the reports of the batch's imaging studies (findings and
+    impression as one document); the returned function waits for them: notes keyed
+    as `<table>#report` so a study and its report have their own rows, and how many
+    reports could not be scrubbed (their study still loads; the report is left out,
+    never copied raw)."""
+    if ctx.deid.policy.note_text == "omit":
+        return lambda: ([], 0)
+    reports: list[tuple[Linked, str, str]] = []
     for item in linked:
         f = item.record.fields
         text, lang = report_text(f.get("findings"), f.get("conclusion"), f.get("modality"))
-        if not text:
-            continue
-        try:
-            scrubbed = scrub(
-                text,
-                lang=lang,
-                person_key=item.person_key,
-                pseudonymizer=pseudonymizer,
-                surrogates=surrogates,
+        if text:
+            reports.append((item, text, lang))
+    pending = start_scrubbing(ctx, [(text, lang, item.person_key) for item, text, lang in reports])
+
+    def finish() -> tuple[list[Linked], int]:
+        out: list[Linked] = []
+        refused = 0
+        for (item, _, lang), scrubbed in zip(reports, pending(), strict=True):
+            if isinstance(scrubbed, NoteRefused):
+                log.warning("an imaging report was left out: %s", scrubbed.code)
+                refused += 1
+                continue
+            record = replace(
+                item.record,
+                table=item.record.table + REPORT_TABLE_SUFFIX,
+                fields={"lang": lang, SCRUBBED: scrubbed},
             )
-        except NoteRefused as exc:
-            log.warning("an imaging report was left out: %s", exc.code)
-            refused += 1
-            continue
-        record = replace(
-            item.record,
-            table=item.record.table + REPORT_TABLE_SUFFIX,
-            fields={"lang": lang, SCRUBBED: scrubbed},
-        )
-        out.append(replace(item, record=record))
-    return out, refused
+            out.append(replace(item, record=record))
+        return out, refused
+
+    return finish

@@ -174,7 +174,7 @@ def _build(
             ends.append(end)
             rows["visit_occurrence"].append(
                 {
-                    "visit_occurrence_id": ctx.visit_id(admission_id),
+                    "visit_occurrence_id": ctx.stay_visit_id(stay, admission_id),
                     "person_id": pid,
                     "visit_concept_id": INPATIENT_VISIT,
                     "visit_start_date": start,

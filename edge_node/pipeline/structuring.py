@@ -32,13 +32,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
 from edge_node.pipeline.dbutil import select_in, where_in
 from edge_node.pipeline.loader import CdmWriter, cdm_table
 from edge_node.pipeline.notes import note_lang
+from edge_node.pipeline.workers import ExtractFailed, ExtractJob, TextWorkers
 from shared_cdm.models import CONDITION_OCCURRENCE_ID_FIELD_CONCEPT_ID
 
 if TYPE_CHECKING:
@@ -259,15 +260,18 @@ def structure_notes(
         )
     if not notes:
         return
+    # Extracted in the run's worker processes while the database is asked below.
+    pending = _start_extraction(ctx, notes)
     _forget(writer, notes)
     diagnoses = _diagnoses(ctx, writer, {n.person_id for n in notes})
     ids = ctx.deid.pseudonymizer.surrogate_id
     nlp_rows: list[dict[str, Any]] = []
     measurements: list[dict[str, Any]] = []
     today = datetime.now(UTC).date()
-    for note in notes:
+    for note, ex in zip(notes, pending(), strict=True):
         try:
-            ex = _extract(note)
+            if isinstance(ex, ExtractFailed):
+                raise _ExtractionError(ex.error, ex.message)
             facts = note_facts(
                 note,
                 ex,
@@ -278,14 +282,19 @@ def structure_notes(
                 nlp_date=today,
             )
         except Exception as exc:  # one note's failure must not stop the batch
-            log.warning("structuring note %s failed: %s", note.src_row, type(exc).__name__)
+            name, message = (
+                (exc.error, exc.message)
+                if isinstance(exc, _ExtractionError)
+                else (type(exc).__name__, str(exc))
+            )
+            log.warning("structuring note %s failed: %s", note.src_row, name)
             run.failed.append(
                 {
                     "src_system": note.src_system,
                     "src_table": note.src_table,
                     "src_row": note.src_row,
                     "kind": note.kind,
-                    "error": f"{type(exc).__name__}: {exc}"[:200],
+                    "error": f"{name}: {message}"[:200],
                 }
             )
             continue
@@ -309,6 +318,33 @@ def _detect(text: str) -> str:
     from edge_node.structure.text import detect_lang
 
     return detect_lang(text)
+
+
+class _ExtractionError(Exception):
+    """An extraction that raised (maybe in a worker process): its type name and message."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def _start_extraction(
+    ctx: RunContext, notes: Sequence[NoteIn]
+) -> Callable[[], list[Extraction | ExtractFailed]]:
+    """Starts extracting the notes' fields, in the run's worker processes when the
+    batch is worth it; the returned function waits for them, in order."""
+    workers = cast("TextWorkers | None", ctx.text_workers)
+    if workers is not None and workers.pooled(len(notes)):
+        return workers.extract([ExtractJob(n.kind, n.text, n.lang) for n in notes])
+    return lambda: [_extract_here(n) for n in notes]
+
+
+def _extract_here(note: NoteIn) -> Extraction | ExtractFailed:
+    try:
+        return _extract(note)
+    except Exception as exc:  # recorded by the caller, as a worker's failure is
+        return ExtractFailed(type(exc).__name__, str(exc))
 
 
 def _extract(note: NoteIn) -> Extraction:

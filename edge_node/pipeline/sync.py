@@ -49,6 +49,7 @@ from edge_node.pipeline.sealed import (
 )
 from edge_node.pipeline.state import PipelineRun, Watermark
 from edge_node.pipeline.structuring import take_tally
+from edge_node.pipeline.workers import TextWorkers
 from edge_node.store.database import upgrade_state_db
 from shared_cdm.db import make_engine, upgrade
 from shared_cdm.errors import Conflict, OncoFedError
@@ -123,10 +124,13 @@ def run_sync(
     vocab: Vocabulary | None = None,
     stop_after_batches: int | None = None,
     defer_indexes: bool = True,
+    text_workers: int | None = None,
 ) -> SyncReport:
     """Run the pipeline once. `stop_after_batches` exists for tests of interruption;
     `defer_indexes=False` loads empty event tables with their indexes in place (the
-    rows are the same; tests compare the two ways)."""
+    rows are the same; tests compare the two ways). `text_workers` processes scrub
+    and structure notes (default ONCOFED_SCRUB_WORKERS, else 1; `auto` = one per CPU; 1 =
+    in-process)."""
     started = time.perf_counter()
     mapping = load_mapping(mapping_file)
     # Before anything is read: the re-identification map is only ever written sealed.
@@ -156,6 +160,12 @@ def run_sync(
                 ids=IdentifierGuard(secret, vault),
                 batch_size=batch_size,
                 progress=progress,
+                text_workers=TextWorkers(
+                    deid.pseudonymizer,
+                    secret,
+                    surrogates=deid.policy.note_identifiers == "surrogates",
+                    workers=text_workers,
+                ),
             )
             runner = _Runner(
                 ctx,
@@ -173,6 +183,7 @@ def run_sync(
                 raise
             finally:
                 runner.close()
+                ctx.text_workers.close()
             report = SyncReport(
                 run_id,
                 status,

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -242,6 +243,7 @@ class SyncRun:
     peak_rss: int  # bytes: the child's own high-water mark
     cpu_seconds: float  # the child's user + system CPU: the rest of the wall is mostly waiting
     summary: dict[str, Any]
+    tree_peak_rss: int = 0  # bytes: the sum over the child and its worker processes, sampled
 
     @property
     def tables(self) -> list[dict[str, Any]]:
@@ -252,16 +254,52 @@ class SyncRun:
         return sum(int(t["read"]) for t in self.tables)
 
 
-def _run_measured(cmd: list[str], *, stdout: Path, stderr: Path) -> tuple[int, float, int, float]:
-    """(exit code, wall seconds, peak RSS bytes, CPU seconds) of one child, from wait4."""
+def _tree_rss(pid: int) -> int:
+    """Bytes resident in `pid` and its descendants (the scrubbing workers) now; an
+    upper bound, as pages two processes share count twice."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status", encoding="ascii", errors="replace") as fh:
+                total += next(
+                    (int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("VmRSS:")), 0
+                )
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as fh:
+                    stack += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def _run_measured(
+    cmd: list[str], *, stdout: Path, stderr: Path
+) -> tuple[int, float, int, float, int]:
+    """(exit code, wall seconds, peak RSS bytes, CPU seconds, peak RSS of the process tree)
+    of one child: wait4 gives the first three (its peak is the largest single process's),
+    a sampler every 0.2 s the tree's sum."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        tree_peak = 0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal tree_peak
+            while not done.wait(0.2):
+                tree_peak = max(tree_peak, _tree_rss(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, seconds, usage.ru_maxrss * 1024, cpu  # Linux: ru_maxrss in KiB
+    peak = usage.ru_maxrss * 1024  # Linux: ru_maxrss in KiB
+    return proc.returncode, seconds, peak, cpu, max(tree_peak, peak)
 
 
 def run_sync_child(
@@ -300,7 +338,7 @@ def run_sync_child(
     cmd += ["--token-file", str(token_file)]
     if batch_size is not None:
         cmd += ["--batch-size", str(batch_size)]
-    code, seconds, peak, cpu = _run_measured(
+    code, seconds, peak, cpu, tree = _run_measured(
         cmd, stdout=home / "sync.out", stderr=home / "sync.err"
     )
     if code != 0:
@@ -310,7 +348,7 @@ def run_sync_child(
             + (home / "sync.out").read_text(errors="replace")[-4000:]
         )
     summary = json.loads((home / "sync.out").read_text(encoding="utf-8"))
-    return SyncRun(seconds, float(summary["seconds"]), peak, cpu, summary)
+    return SyncRun(seconds, float(summary["seconds"]), peak, cpu, summary, tree)
 
 
 def pipeline_once(

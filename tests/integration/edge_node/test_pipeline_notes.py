@@ -5,6 +5,7 @@ policy, and every loaded note is read against the truth of its source note."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from edge_node.pipeline import events, workers
 from edge_node.pipeline.deid import DeidPolicy, Pseudonymizer, SiteSecret
 from edge_node.pipeline.sealed import open_quarantine
 from edge_node.pipeline.state import QuarantinedRecord
@@ -247,3 +249,72 @@ def test_omit_loads_notes_without_text(synced: Synced, tmp_path: Path) -> None:
     assert len(documents) < len(synced.notes)
     assert len(texts) == len(documents) + 1
     assert set(texts) == {""}
+
+
+def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Every row the query returns but the day it was run (`nlp_date`), in one order."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = [
+            tuple(v for k, v in r._mapping.items() if k != "nlp_date")
+            for r in conn.execute(sa.text(query))
+        ]
+    engine.dispose()
+    return sorted(rows, key=repr)
+
+
+def test_worker_processes_load_the_same_notes(
+    synced: Synced, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scrubbing and structuring in worker processes (every batch, however small)
+    give the rows the in-process run gave, and quarantine the same note."""
+    monkeypatch.setattr(workers, "MIN_POOL_ITEMS", 1)
+    state, analysis = f"sqlite:///{tmp_path / 'edge.db'}", f"sqlite:///{tmp_path / 'analysis.db'}"
+    report = run_sync(
+        home=synced.home,  # the same site secret: the same keys and date offsets
+        state_db_url=state,
+        analysis_db_url=analysis,
+        mapping_file=synced.hospital / "mapping.yaml",
+        text_workers=2,
+    )
+    assert report.status == "finished"
+    before = f"sqlite:///{synced.home / 'analysis.db'}"
+    for query in (
+        "SELECT * FROM note",
+        "SELECT * FROM note_nlp",
+        "SELECT * FROM measurement WHERE measurement_type_concept_id = 32858",
+    ):
+        assert _rows(analysis, query) == _rows(before, query), query
+    assert _rows(analysis, "SELECT * FROM note_nlp")  # structuring ran
+    engine = make_engine(state)
+    with engine.connect() as conn:
+        held = [
+            open_quarantine(require_vault(synced.home), dict(r._mapping))
+            for r in conn.execute(sa.select(QuarantinedRecord))
+        ]
+    codes = [q["code"] for q in held if q["row_key"] == synced.binary_key]
+    engine.dispose()
+    assert codes == ["note_binary"]
+
+
+def test_worker_processes_stop_when_a_sync_fails(
+    synced: Synced, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "MIN_POOL_ITEMS", 1)
+    running: list[multiprocessing.Process] = []
+
+    def fail(*_args: object) -> None:
+        running.extend(multiprocessing.active_children())
+        raise RuntimeError("the analysis database went away")
+
+    monkeypatch.setattr(events, "notes_to_structure", fail)
+    with pytest.raises(RuntimeError, match="went away"):
+        run_sync(
+            home=synced.home,
+            state_db_url=f"sqlite:///{tmp_path / 'edge.db'}",
+            analysis_db_url=f"sqlite:///{tmp_path / 'analysis.db'}",
+            mapping_file=synced.hospital / "mapping.yaml",
+            text_workers=2,
+        )
+    assert running  # the workers were up when the sync failed
+    assert not [p for p in running if p.is_alive()]
