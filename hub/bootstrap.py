@@ -31,6 +31,7 @@ def build_hub(settings: HubSettings, *, db: Database | None = None, clock: Clock
             settings.home / "ml",
             TlsFiles(settings.tls_ca_cert, settings.tls_cert, settings.tls_key),
             port=settings.flower_port,
+            bind_host=settings.grpc_host,  # beside the gRPC endpoint: the tunnel address
             public_host=settings.flower_public_host,
             clock=clock,
         )

@@ -45,7 +45,8 @@ def write_app_bundle(
     directory: Path, spec: MLStudySpec, *, results_db: Path, results_dir: Path, model_dir: Path
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    project = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-") or "study"
+    # Flower refuses app names over 32 characters: "oncofed-ml-" leaves 21.
+    project = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")[:21].strip("-") or "study"
     config = {
         RUN_SPEC: spec.to_json(),
         RUN_RESULTS_DB: str(results_db.resolve()),

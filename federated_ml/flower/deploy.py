@@ -188,11 +188,16 @@ def _signal_flower_pid(pid: int, sig: int) -> None:
 class FlowerDeployment:
     """A SuperLink and its SuperNodes, started and stopped as one unit."""
 
-    def __init__(self, workdir: Path, tls: TlsFiles, *, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, tls: TlsFiles, *, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.workdir = workdir
         self.tls = tls
         self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        # The SuperLink binds here only (the hub's tunnel address on a real network).
+        self.host = host
+        self._probe_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        self.address = f"{self._probe_host}:{self.port}"
         self.processes: dict[str, ManagedProcess] = {}
         self.operator_home = workdir / "operator-home"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +272,7 @@ class FlowerDeployment:
             "--ssl-keyfile", str(self.tls.server_key),
             "--enable-supernode-auth",
             "--disable-runtime-dependency-installation",
-            "--host", "127.0.0.1",
+            "--host", self.host,
             "--port", str(self.port),
             "--database", str(self.workdir / "superlink-state.db"),
         ]  # fmt: skip
@@ -282,7 +287,7 @@ class FlowerDeployment:
                 raise DeploymentError(f"{proc.name} exited early:\n{proc.log_text()[-2000:]}")
             with socket.socket() as s:
                 s.settimeout(0.5)
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                if s.connect_ex((self._probe_host, self.port)) == 0:
                     return
             time.sleep(0.2)
         raise DeploymentError(f"{proc.name} did not listen on {self.address} in {timeout:.0f} s")

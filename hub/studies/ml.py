@@ -165,6 +165,7 @@ class FlowerCoordinator:
         tls: TlsFiles,
         *,
         port: int = 0,
+        bind_host: str = "127.0.0.1",
         public_host: str = "127.0.0.1",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -172,6 +173,7 @@ class FlowerCoordinator:
         self.workdir = workdir
         self._tls = tls
         self._port = port
+        self._bind_host = bind_host
         self._public_host = public_host
         self._clock = clock
         self._deployment: FlowerDeployment | None = None
@@ -182,7 +184,9 @@ class FlowerCoordinator:
     # --- the SuperLink ---
 
     def start(self) -> None:
-        deployment = FlowerDeployment(self.workdir / "flower", self._tls, port=self._port or None)
+        deployment = FlowerDeployment(
+            self.workdir / "flower", self._tls, port=self._port or None, host=self._bind_host
+        )
         deployment.start_superlink()
         self._deployment = deployment
         log.info("Flower SuperLink listening on %s", deployment.address)

@@ -175,3 +175,19 @@ def test_descendants_finds_grandchildren() -> None:
             os.kill(pid, signal.SIGKILL)
         parent.kill()
         parent.wait()
+
+
+def test_a_long_study_name_still_gives_a_flower_app_name_of_32_characters_at_most(
+    tmp_path: Path,
+) -> None:
+    spec = SPEC.model_copy(update={"name": "Five-year survival of resected lung adenocarcinoma"})
+    app = write_app_bundle(
+        tmp_path / "app",
+        spec,
+        results_db=tmp_path / "m.db",
+        results_dir=tmp_path / "out",
+        model_dir=tmp_path / "models",
+    )
+    name = tomllib.loads((app / "pyproject.toml").read_text())["project"]["name"]
+    assert name == "oncofed-ml-five-year-survival-of"
+    assert len(name) <= 32
