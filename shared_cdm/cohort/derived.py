@@ -32,15 +32,23 @@ MAX_EXPR_CHARS = 500
 def compile_derived(
     spec: Mapping[str, Any], resolve: Resolve, *, path: str = "derived"
 ) -> dict[str, ColumnElement[Any]]:
-    """SQL expressions for each derived field, in order (a field may use earlier ones)."""
+    """SQL expressions for each derived field, in the spec's order. A field may use
+    any other derived field, whatever their order: specs travel as JSON objects whose
+    keys may be re-sorted on the way. A field naming itself means the base column."""
     if not isinstance(spec, Mapping):
         raise InvalidInput(f"{path}: must be an object of name -> definition")
     out: dict[str, ColumnElement[Any]] = {}
+    building: set[str] = set()
 
     def lookup(name: str, where: str) -> ColumnElement[Any]:
-        return out[name] if name in out else resolve(name, where)
+        if name in out:
+            return out[name]
+        if name in spec and name not in building:
+            return build(name)
+        return resolve(name, where)
 
-    for name, definition in spec.items():
+    def build(name: str) -> ColumnElement[Any]:
+        definition = spec[name]
         here = f"{path}.{name}"
         if not isinstance(name, str) or not name or len(name) > 64:
             raise InvalidInput(f"{path}: a derived field needs a name of 1-64 characters")
@@ -50,8 +58,17 @@ def compile_derived(
         if len(kinds) != 1:
             raise InvalidInput(f"{here}: give exactly one of 'cut', 'expr' or 'map'")
         builder = {"cut": _cut, "expr": _expr, "map": _map}[kinds[0]]
-        out[name] = builder(definition, lookup, here).label(name)
-    return out
+        building.add(name)
+        try:
+            out[name] = builder(definition, lookup, here).label(name)
+        finally:
+            building.discard(name)
+        return out[name]
+
+    for name in spec:
+        if name not in out:
+            build(name)
+    return {name: out[name] for name in spec}
 
 
 def _cut(d: Mapping[str, Any], lookup: Resolve, path: str) -> ColumnElement[Any]:

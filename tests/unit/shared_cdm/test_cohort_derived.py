@@ -103,3 +103,29 @@ def test_bad_derived_fields_are_rejected_with_their_path(
     table, _ = table_engine
     with pytest.raises(InvalidInput, match=message):
         compile_derived(spec, FlatSchema(table).field)
+
+
+def test_a_field_may_use_one_named_after_it_whatever_the_key_order(table_engine) -> None:
+    # Specs cross the wire as JSON with sorted keys: "a_*" comes before "z_*" then.
+    table, engine = table_engine
+    spec = {
+        "a_bmi_band": {"cut": "z_bmi", "breaks": [25]},
+        "z_bmi": {"expr": "weight / (height / 100) ** 2"},
+        "age": {"expr": "age + 1"},  # naming itself: the base column
+    }
+    base = FlatSchema(table)
+    derived = compile_derived(spec, base.field)
+    assert list(derived) == ["a_bmi_band", "z_bmi", "age"]
+    schema = FlatSchema(table, derived_fields=derived)
+    query = cohort_select(None, schema, ["id", "a_bmi_band", "age"])
+    with engine.connect() as conn:
+        got = {r.id: r for r in conn.execute(query.order_by(table.c.id))}
+    assert [got[i].a_bmi_band for i in (1, 2, 3, 5)] == ["<25", ">=25", "<25", None]
+    assert got[1].age == 46
+
+
+def test_derived_fields_using_each_other_are_refused(table_engine) -> None:
+    table, _ = table_engine
+    spec = {"p": {"expr": "q + 1"}, "q": {"expr": "p + 1"}}
+    with pytest.raises(InvalidInput, match="p"):
+        compile_derived(spec, FlatSchema(table).field)
