@@ -457,6 +457,14 @@ def sync_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    scrub_workers: Annotated[
+        str | None,
+        typer.Option(
+            "--scrub-workers",
+            help="Processes that scrub and structure notes: a number or 'auto' (one per "
+            "CPU); default ONCOFED_SCRUB_WORKERS, else 1 (in the sync process).",
+        ),
+    ] = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
     home: HomeOpt = DEFAULT_HOME,
@@ -473,6 +481,7 @@ def sync_command(
         quiet=quiet,
         as_json=as_json,
         run=_run,
+        scrub_workers=scrub_workers,
     )
     if status:
         raise typer.Exit(status)

@@ -86,6 +86,7 @@ def sync_command(
     quiet: bool,
     as_json: bool,
     run: Callable[[Callable[[], Any]], Any],
+    scrub_workers: str | None = None,
 ) -> int:
     """Run a sync and print its summary; returns the exit status."""
     from edge_node.cdm import refresh_cdm
@@ -96,6 +97,9 @@ def sync_command(
     from shared_cdm.db import make_engine
 
     def body() -> SyncReport:
+        from edge_node.pipeline.workers import worker_count
+
+        workers = worker_count(scrub_workers)  # a bad value fails before anything is read
         policy = load_policy(settings.policy_file)
         with progress_bars(not quiet and not as_json) as hook:
             report = run_sync(
@@ -107,6 +111,7 @@ def sync_command(
                 batch_size=batch_size,
                 full=full,
                 progress=hook,
+                text_workers=workers,
             )
         state, analysis = (
             open_state_db(settings.state_db_url),

@@ -370,3 +370,14 @@ def test_file_to_file_commands_need_no_token(site: Site, tmp_path: Path) -> None
     done = runner.invoke(edge_cli.app, ["deid-text", "--in", str(notes), "--out", str(out)], env={})
     assert done.exit_code == 0, done.output
     assert "Smith" not in out.read_text()
+
+
+def test_sync_refuses_a_bad_scrub_worker_count_before_reading_anything(site: Site) -> None:
+    olga = site.tokens["olga"]
+    bad = site.run("sync", "--quiet", "--scrub-workers", "two", token=olga)
+    assert bad.exit_code != 0
+    assert "ONCOFED_SCRUB_WORKERS must be a whole number" in bad.output
+    assert "Traceback" not in bad.output
+    good = site.run("sync", "--quiet", "--scrub-workers", "1", token=olga)
+    assert good.exit_code == 0, good.output
+    assert ": finished" in good.stdout
