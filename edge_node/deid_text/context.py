@@ -154,6 +154,8 @@ def ratio_context(text: str, s: int, e: int) -> bool:
 _MONTH_SHAPES = re.compile("|".join(f"(?:{DATE_SHAPES[i].pattern})" for i in (0, 1, 4)))
 _ZH_SHAPES = (DATE_SHAPES[2], DATE_SHAPES[3])
 _NUM_SHAPES = re.compile("|".join(f"(?:{p.pattern})" for p in DATE_SHAPES[5:]))
+# A piece of each of those shapes: d.m.y, y-m-d, m/yyyy.
+_NUM_SHAPE_NEED = re.compile(r"\d\.\d{1,2}\.\d|\d-\d|\d/[12]\d{3}")
 
 
 # Shapes with no year that are dates by what is around them (recall first; weak hits).
@@ -209,7 +211,7 @@ def dates(text: str) -> Iterator[Hit]:
             for m in shape.finditer(text):
                 yield Hit(m.start(), m.end(), "DATE", True)
     separated = num_date_matches(text)  # found once for rules.py's dates too
-    for m in in_windows(_NUM_SHAPES, text, windows(separated, text, 8, 12)):
+    for m in in_windows(_NUM_SHAPES, text, windows(separated, text, 8, 12), _NUM_SHAPE_NEED):
         yield Hit(m.start(), m.end(), "DATE", True)
     slashes = [m for m in separated if "/" in m.group()]
     if slashes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from edge_node.deid_text.lexicon import ascii_lower, lexicon
+from edge_node.deid_text.lexicon import ascii_lower, lexicon, trie_pattern
 from edge_node.deid_text.rules import HAN, LO, UP, Hit, in_windows, windows
 from edge_node.deid_text.unknown import dictionary_word
 
@@ -483,21 +483,44 @@ _EN_CHECK_INITIALS = re.compile(
 
 _CHECK_KEYS = ("verified", "checked", "witnessed", "second check", "signed")
 _LABEL_MORE_KEYS = ("legal", "pref", "known as", "aka", "née", "nee", "maiden")
+_CHECK_KEY = re.compile(trie_pattern(_CHECK_KEYS))
 _CAPS_COMMA_GATE = re.compile(r"[A-Z],")
+
+
+def _check_initials(text: str, low: str) -> list[re.Match[str]]:
+    """`_EN_CHECK_INITIALS.finditer(text)`, tried only where a checking word starts in
+    `low` ("signed" is in most notes: a scan with a case-blind word list is slow). Only
+    for ASCII text, where the lower-cased words are all the case-blind pattern finds."""
+    if not text.isascii():
+        return list(_EN_CHECK_INITIALS.finditer(text))
+    out: list[re.Match[str]] = []
+    last_end = 0
+    key = _CHECK_KEY.search(low)
+    while key is not None:
+        pos = key.start()
+        key = _CHECK_KEY.search(low, pos + 1)  # keys may overlap: "second check" and "checked"
+        if pos >= last_end:
+            m = _EN_CHECK_INITIALS.match(text, pos)
+            if m is not None:
+                out.append(m)
+                last_end = m.end()
+    return out
+
+
+_CAPS_COMMA_NEED = re.compile(rf"[{UP}],[ \t]*[{UP}]{{2}}")  # in every `_EN_CAPS_COMMA` match
 
 
 def en_names(text: str, low: str) -> Iterator[Hit]:
     lex = lexicon()
-    for m in _EN_CHECK_INITIALS.finditer(text) if _any(low, _CHECK_KEYS) else ():
+    for m in _check_initials(text, low) if _any(low, _CHECK_KEYS) else ():
         yield Hit(m.start(1), m.end(1), "NAME", True)
     for m in _EN_NICKNAME.finditer(text) if '"' in text or "“" in text else ():
         yield Hit(m.start(), m.end(), "NAME", True)
     if "—" in text or "–" in text or "-" in text:
         for m in _EN_SIGNOFF_INITIALS.finditer(text):
             yield Hit(m.start(1), m.end(1), "NAME", True)
-    for m in in_windows(
-        _EN_CAPS_COMMA, text, windows(_CAPS_COMMA_GATE.finditer(text), text, 40, 40)
-    ):
+    caps_commas = windows(_CAPS_COMMA_GATE.finditer(text), text, 40, 40)
+    for m in in_windows(_EN_CAPS_COMMA, text, caps_commas, _CAPS_COMMA_NEED):
         words = re.split(r"[,\s]+", m.group(1))
         if all(len(w) >= 3 and w.lower() not in lex.clinical_lower for w in words) and any(
             w.title() not in lex.english_common for w in words
@@ -558,6 +581,14 @@ _STREET_GATE = re.compile(
     r"piazza|plaza|/F)(?![A-Za-z])"
 )
 _POSTCODE_GATE = re.compile(r"\d")
+# A piece of each `_STREET` branch (from its number's last digit on), or "18/F".
+_STREET_NEED = re.compile(
+    r"\d[A-Z]?[ \t]+(?:(?:N|S|E|W|NE|NW|SE|SW)\.?[ \t]+)?(?:\d{1,3}(?:st|nd|rd|th)|[A-Z][a-z]+)"
+    r"(?:[ \t]+[A-Z][a-z]+){0,2}[ \t]+"
+    r"(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Dr|Drive|Ln|Lane|Way|Pl|Concourse|Terrace|Tce|Cres|Pde|Hwy)"
+    r"|\d(?:bis|ter)?,?[ \t]+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai|"
+    r"route|via|viale|calle|avenida|rua|piazza|plaza)|\d/F"
+)
 
 
 def places(text: str, low: str) -> Iterator[Hit]:
@@ -575,7 +606,8 @@ def places(text: str, low: str) -> Iterator[Hit]:
             c = text[m.start() - 1 : m.start()]
             if not (c.isalnum() or c in before):
                 yield Hit(m.start(), m.end(), "ADDRESS", strong)
-    for m in in_windows(_STREET, text, windows(_STREET_GATE.finditer(text), text, 70, 40)):
+    streets = windows(_STREET_GATE.finditer(text), text, 70, 40)
+    for m in in_windows(_STREET, text, streets, _STREET_NEED):
         yield Hit(m.start(), m.end(), "ADDRESS", True)
 
 
