@@ -617,7 +617,21 @@ def _chain(norm: str, pieces: list[tuple[int, int]]) -> list[list[int]]:
                 chains[-1][1] = close + 1
                 continue
         chains.append([a, b])
-    return chains
+    return _drop_translations(norm, chains)
+
+
+def _drop_translations(norm: str, chains: list[list[int]]) -> list[list[int]]:
+    """An operation named again in the other language in brackets right after it
+    ("胸腔鏡肋膜沾黏術（VATS talc pleurodesis）") is the same operation, named once."""
+    out: list[list[int]] = []
+    for a, b in chains:
+        if out:
+            pa, pb = out[-1]
+            bracketed = re.fullmatch(r"\s*\(\s*", norm[pb:a]) and re.match(r"\s*\)", norm[b:])
+            if bracketed and bool(_HAN.search(norm[pa:pb])) != bool(_HAN.search(norm[a:b])):
+                continue
+        out.append([a, b])
+    return out
 
 
 _LISTED_PART = re.compile(
@@ -625,6 +639,9 @@ _LISTED_PART = re.compile(
     r"(?:\s*\((?![^()]*\d{4})[^()\n;]{0,20}\))?(?:\s*,\s*[a-z][a-z -]{0,30}?)?"
     r"\s*(?:,\s*)?(?:and|with|plus|\+|及|并)\s+"
 )
+
+
+_WITH_BIOPSY = re.compile(r"\s+(?:with|and|plus|\+)\s+(?:[a-z-]+\s+){0,2}biops(?:y|ies)$")
 
 
 def _surgeries(norm: str) -> list[Mention]:
@@ -639,7 +656,9 @@ def _surgeries(norm: str) -> list[Mention]:
         name = norm[a:b]
         zh = bool(_HAN.search(name))
         after = re.split(r"[,.;(]", norm[b : b + 20])[0]
-        if (s.zh_exclude if zh else s.en_exclude).search(name + " " + after):
+        # "wedge resection … with pleural biopsy": the biopsy is part of the operation
+        head = _WITH_BIOPSY.sub("", name)
+        if (s.zh_exclude if zh else s.en_exclude).search(head + " " + after):
             continue
         if not_before.search(norm[max(0, a - 25) : a]):
             continue  # "(converted from VATS ...)" names the abandoned approach

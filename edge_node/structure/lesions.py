@@ -574,7 +574,25 @@ def _is_landmark(norm: str, hit: SiteHit, unit_start: int) -> bool:
     head = re.split(r"[,;:]", head)[-1]
     # side words between the landmark verb and the site ("邻近左侧胸膜")
     head = re.sub(r"(?:(?:左|右|双|两)侧?|\b(?:left|right|bilateral|ipsilateral)\b)\s*$", "", head)
-    return bool(v.before.search(head)) or bool(v.after.match(norm, hit.end, hit.end + 12))
+    after = v.after.match(norm, hit.end, hit.end + 12)
+    if after and norm.startswith(_POLE, after.end() - 1):
+        after = None  # "腮腺下极见一结节": the organ's lower pole, not "胸膜下"
+    return bool(v.before.search(head)) or bool(after) or _listed_landmark(norm, head)
+
+
+_POLE = ("下极", "下缘", "下部", "下段")
+_LANDMARK_CONJ = re.compile(r"(?:及|和|与|、|\band\b|&|/)\s*$")
+
+
+def _listed_landmark(norm: str, head: str) -> bool:
+    """A site listed after a landmark shares its verb ("包绕右主支气管及右肺门",
+    "encasing the right main bronchus and hilum"): a landmark too."""
+    m = _LANDMARK_CONJ.search(head)
+    if m is None:
+        return False
+    before = vocab().before
+    # the landmark named between the verb and the conjunction is at most 16 characters
+    return any(before.search(head, 0, m.start() - k) for k in range(1, min(17, m.start())))
 
 
 def _in_parens(norm: str, hit: SiteHit, lo: int, hi: int) -> bool:

@@ -512,6 +512,10 @@ def _last(it: Iterable[re.Match[str]]) -> re.Match[str] | None:
 
 
 _STATION_WORD = re.compile(r"(?:station|level|group|#|组|第)\s*$")
+# the last of listed stations ("level 5 and 7 lymph nodes", "stations 4R, 7 and 10R nodes")
+_STATION_LIST = re.compile(
+    r"(?:stations?|levels?|stns?|groups?)\s*(?:\d{1,2}[rl]?\s*(?:,|and|&|/|or)\s*)+$"
+)
 _EN_POS = re.compile(
     r"(?:number of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)\s*:\s*(\d{1,3})"
     r"|(all|each)\s+(?:\w+\s+){0,2}?(?:negative|benign|free)"
@@ -659,6 +663,8 @@ def _find_nodes(norm: str) -> list[Mention]:
             continue
         if _STATION_WORD.search(norm, max(0, m.start() - 10), m.start()):
             continue
+        if _STATION_LIST.search(norm, max(0, m.start() - 40), m.start()):
+            continue
         c_start, c_end = _clause_at(norm, m.start())
         positive = None
         end = m.end()
@@ -705,15 +711,27 @@ _MARGIN_BEFORE = re.compile(
 _R_STATUS = re.compile(r"(?<![a-z0-9])r([012])(?![a-z0-9])\s*(?:切除|resection)")
 
 
+_MARGIN_ASIDE = re.compile(r"\s*\([^()\n]{1,60}\)")
+
+
 def _find_margins(norm: str) -> list[Mention]:
     out = []
     kws = list(_MARGIN_KW.finditer(norm))
     for i, m in enumerate(kws):
         c_start, c_end = _clause_at(norm, m.start())
+        # "Margins (bronchial, vascular, parietal pleural): negative": the bracket
+        # names the margins; the status follows it
         hi = min(c_end, m.end() + 30)
         if i + 1 < len(kws):
             hi = min(hi, kws[i + 1].start())
         s = _MARGIN_STATUS.search(norm, m.end(), hi)
+        aside = None if s else _MARGIN_ASIDE.match(norm, m.end())
+        if aside:
+            lo = aside.end()
+            hi = min(_clause_at(norm, lo)[1], lo + 30)
+            if i + 1 < len(kws):
+                hi = min(hi, kws[i + 1].start())
+            s = _MARGIN_STATUS.search(norm, lo, hi) if lo < hi else None
         if s:
             value = "negative" if s.group("neg") else "positive"
             out.append(Mention("margin", m.start(), s.end(), value, context=False))
@@ -1236,6 +1254,8 @@ def assemble(
     for label, name in (("egfr", "egfr"), ("alk", "alk")):
         for m in by(label)[:1]:
             ex.put(name, m.value, m.start, m.end)
-    for m in [m for m in by("pdl1") if m.value is not None][:1]:
+    # a value quoted in the clinical note is an earlier test's ("外院 PD-L1 TPS 60%")
+    pdl1 = [m for m in by("pdl1") if m.value is not None and _rank(zones, m.start) < 3]
+    for m in pdl1[:1]:
         ex.put("pdl1_tps_percent", m.value, m.start, m.end)
     return ex
