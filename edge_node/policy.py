@@ -44,6 +44,18 @@ AGGREGATE_ANALYSES = (
     "crosstab",
     "ttest",
 )
+# Analyses a site names in its default policy although they wait for the operator:
+# training a model (Flower) is approved study by study.
+APPROVED_ANALYSES = ("flower",)
+
+
+def _default_decisions() -> dict[str, Decision]:
+    return {
+        **dict.fromkeys(AGGREGATE_ANALYSES, Decision.AUTO),
+        **dict.fromkeys(APPROVED_ANALYSES, Decision.MANUAL),
+    }
+
+
 # DataSHIELD's default: at most one parameter per three rows at a site.
 DEFAULT_MAX_PARAMETERS_RATIO = 0.3333
 DEFAULT_MAX_REPEATS = 10
@@ -97,6 +109,8 @@ cox = "auto"
 logistic = "auto"
 crosstab = "auto"
 ttest = "auto"
+# ML studies (a model trained with Flower): the operator approves each one.
+flower = "manual"
 
 # How `oncofed-edge sync` de-identifies the analysis database. A change takes
 # effect for rows loaded afterwards: rebuild the analysis database after editing.
@@ -124,7 +138,7 @@ note_identifiers = "tags"
 class Policy:
     min_cell_size: int = DEFAULT_MIN_CELL_SIZE
     analyses: Mapping[str, Decision] = field(
-        default_factory=lambda: MappingProxyType(dict.fromkeys(AGGREGATE_ANALYSES, Decision.AUTO))
+        default_factory=lambda: MappingProxyType(_default_decisions())
     )
     release_extremes: bool = False
     min_sites: int = DEFAULT_MIN_SITES
@@ -186,7 +200,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         raise InvalidInput(f"{source} is invalid: {problems}", code="invalid_policy") from exc
     values = parsed.model_dump()
     # A file that lists some analyses keeps the defaults for the others.
-    merged = {**dict.fromkeys(AGGREGATE_ANALYSES, Decision.AUTO), **parsed.analyses}
+    merged = {**_default_decisions(), **parsed.analyses}
     values["analyses"] = MappingProxyType(merged)
     values["deidentification"] = parsed.deidentification  # the model, not its dump
     return Policy(**values)

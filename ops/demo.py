@@ -142,9 +142,9 @@ def choose_network(requested: str) -> tuple[str, str | None]:
 
 def demo_policy() -> str:
     """The default site policy, plus ML studies run without the operator's approval."""
-    text = DEFAULT_POLICY_TOML.replace('ttest = "auto"\n', 'ttest = "auto"\nflower = "auto"\n')
+    text = DEFAULT_POLICY_TOML.replace('flower = "manual"\n', 'flower = "auto"\n')
     if text == DEFAULT_POLICY_TOML:
-        raise DemoFailed("the default policy has no `ttest = ...` line to add flower after")
+        raise DemoFailed('the default policy has no `flower = "manual"` line to change')
     return text
 
 
