@@ -85,6 +85,7 @@ def build_runner(
             settings.home,
             settings.tls_ca_cert,
             ledger=stores.ledger(policy),
+            min_cell_size=policy.min_cell_size,
         )
     return TaskRunner.create(stores.analysis, stores.state, policy, identity, ml=ml)
 

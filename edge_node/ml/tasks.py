@@ -43,9 +43,10 @@ from federated_ml.flower.deploy import (
 )
 from federated_ml.flower.features import needed_columns, split_site_rows
 from federated_ml.flower.privacy import CLIP_KEY, SCALE_KEY, calibrate
+from federated_ml.flower.spec import BinaryOutcome
 from federated_ml.flower.study import JOIN, MODEL, PHASE, PUBLIC_KEY, RELEASE, SUPERLINK, TRAIN
 from protocol.messages import ResultStatus, TaskAssignment, TaskResult
-from shared_cdm.errors import InvalidInput, NotFound
+from shared_cdm.errors import InvalidInput, NotFound, Refused
 
 _LOG = logging.getLogger(__name__)
 ML_DIR = "ml"
@@ -84,9 +85,11 @@ class MlTasks:
         ca_cert: Path,
         *,
         ledger: Ledger | None = None,
+        min_cell_size: int = 1,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ledger = ledger
+        self._min_cell_size = min_cell_size
         self._engine = analysis_engine
         self._registry = registry
         self._home = home
@@ -126,6 +129,7 @@ class MlTasks:
                 f"this site has no usable training rows for the study "
                 f"({rows.skipped.total} row(s) left out for missing or unusable values)"
             )
+        self._check_cells(study, split.outcome_train)
         directory = self._dir(task.study_id)
         dp = self._privacy(task, study, directory)
         self._record(task, study, dp)
@@ -140,6 +144,22 @@ class MlTasks:
             rows.skipped.total,
         )
         return {PUBLIC_KEY: public.read_text(encoding="utf-8").strip()}
+
+    def _check_cells(self, study: MlStudy, outcome: Mapping[str, Any]) -> None:
+        """Model updates from fewer rows, or fewer events or non-events, than the
+        site's minimum cell size say too much about the few: the site takes no part."""
+        k = self._min_cell_size
+        spec = study.ml.outcome
+        labels = outcome[spec.column if isinstance(spec, BinaryOutcome) else spec.event_column]
+        n = len(labels)
+        events = int((labels == 1).sum())
+        smallest = min(events, n - events)
+        if n < k or smallest < k:
+            raise Refused(
+                f"ML study: {n} training row(s), {events} with the outcome; this site's "
+                f"minimum cell size is {k}, so it takes no part",
+                code="too_few_rows",
+            )
 
     def _privacy(self, task: TaskAssignment, study: MlStudy, directory: Path) -> dict[str, Any]:
         """The site's DP noise for this study (none when the spec asks for none)."""

@@ -208,3 +208,22 @@ def test_the_sites_min_sites_rule_holds_for_ml_studies(site: EdgeDbs, tmp_path: 
     assert result.status is ResultStatus.REFUSED
     assert "min_sites" in result.message
     assert r.run(task("join", n_sites=3)).status is ResultStatus.OK
+
+
+@pytest.mark.parametrize(("k", "joins"), [(15, True), (16, False), (31, False)])
+def test_a_site_with_too_few_rows_or_events_for_its_cell_size_takes_no_part(
+    site: EdgeDbs, tmp_path: Path, k: int, joins: bool
+) -> None:
+    # 40 rows; the 30 the site trains on (a quarter is held out) have 15 with the
+    # outcome and 15 without.
+    home = tmp_path / "home"
+    ml = MlTasks(site.analysis, site.registry, home, home / "ca.crt", min_cell_size=k)
+    r = TaskRunner.create(site.analysis, site.state, Policy(k, {"flower": Decision.AUTO}), ml=ml)
+    result = r.run(task("join"))
+    if joins:
+        assert result.status is ResultStatus.OK, result.message
+    else:
+        assert result.status is ResultStatus.REFUSED
+        assert f"minimum cell size is {k}" in result.message
+        assert not (home / "ml" / STUDY / SNAPSHOT).exists()
+        assert not (home / "ml" / STUDY / "supernode.pub").exists()
