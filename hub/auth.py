@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -151,28 +151,40 @@ class RevocationList:
     beside the CA certificate the hub trusts).
 
     Re-read whenever the file changes, so a revocation takes effect without a
-    restart. A CRL that is unreadable or not signed by the CA fails closed: every
-    node is refused until it is fixed, rather than a revoked one let in.
+    restart. A CRL that is unreadable, not signed by the CA, or past its next
+    update fails closed: every node is refused until it is fixed, rather than a
+    revoked one let in (a stale list may lack a newer revocation). No file at all
+    means nothing is revoked.
     """
 
-    def __init__(self, crl_path: Path, ca_cert_path: Path) -> None:
+    def __init__(
+        self,
+        crl_path: Path,
+        ca_cert_path: Path,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.path = crl_path
         self._ca_cert_path = ca_cert_path
+        self._clock = clock
         self._lock = threading.Lock()
         self._seen: tuple[int, int] | None = None
         self._serials: frozenset[int] = frozenset()
+        self._next_update: datetime | None = None
         self._error: str | None = None
+        self._stale_logged = False
 
     def _refresh(self) -> None:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
             self._seen, self._serials, self._error = None, frozenset(), None
+            self._next_update = None
             return
         key = (stat.st_mtime_ns, stat.st_size)
         if key == self._seen:
             return
-        self._seen = key
+        self._seen, self._next_update, self._stale_logged = key, None, False
         try:
             crl = x509.load_pem_x509_crl(self.path.read_bytes())
             ca = x509.load_pem_x509_certificate(self._ca_cert_path.read_bytes())
@@ -181,18 +193,36 @@ class RevocationList:
                 raise ValueError("the CA key type cannot sign a CRL")
             if crl.issuer != ca.subject or not crl.is_signature_valid(public_key):
                 raise ValueError("it is not signed by the consortium CA")
+            if crl.next_update_utc is None:
+                raise ValueError("it has no next-update time")
         except (OSError, ValueError) as exc:
             self._serials, self._error = frozenset(), f"{self.path} is not usable: {exc}"
             log.error("certificate revocation list %s", self._error)
             return
         self._serials = frozenset(entry.serial_number for entry in crl)
+        self._next_update = crl.next_update_utc
         self._error = None
+
+    def _stale(self) -> str | None:
+        """Why the list is too old to trust, or None; checked per call, as time passes
+        without the file changing."""
+        if self._next_update is None or self._clock() < self._next_update:
+            return None
+        reason = (
+            f"{self.path} is not usable: its next update was due "
+            f"{self._next_update:%Y-%m-%d %H:%M:%SZ}, so a later revocation may be missing "
+            "(renew it at the CA: `oncofed-ops ca renew-crl`, then copy it in)"
+        )
+        if not self._stale_logged:
+            log.error("certificate revocation list %s", reason)
+            self._stale_logged = True
+        return reason
 
     def check(self, cert_pem: bytes) -> None:
         """Raise Unauthenticated for a revoked certificate (or an unusable list)."""
         with self._lock:
             self._refresh()
-            serials, error = self._serials, self._error
+            serials, error = self._serials, self._error or self._stale()
         if error is not None:
             raise Unauthenticated(
                 f"the hub cannot check revocations ({error})", code="revocation_list_unusable"

@@ -104,6 +104,40 @@ def ca_issue(
     typer.echo(f"private key: {issued.key} (mode 0600)")
 
 
+@ca_app.command(
+    "revoke", help="Revoke NAME's certificate: add it to the CA's revocation list (crl.pem)."
+)
+def ca_revoke(
+    name: Annotated[str, typer.Argument(help="The party's name (its certificate's CN).")],
+    directory: Annotated[Path, typer.Option("--dir", help="The CA's folder.")],
+) -> None:
+    record = _guarded(lambda: ca.revoke(directory, name))
+    typer.echo(f"revoked: {record.name} (certificate serial {record.serial:x})")
+    typer.echo(
+        f"revocation list: {record.crl} (next update {record.next_update:%Y-%m-%d %H:%M:%SZ})"
+    )
+    typer.echo(
+        "next: copy it into the hub's tls/ folder beside ca.crt (write, then rename); "
+        "the hub refuses the certificate from its next call, no restart"
+    )
+    typer.echo(f"renew the list before its next update: oncofed-ops ca renew-crl --dir {directory}")
+
+
+@ca_app.command(
+    "renew-crl",
+    help="Re-sign the CA's revocation list (crl.pem) unchanged with a later next update.",
+)
+def ca_renew_crl(
+    directory: Annotated[Path, typer.Option("--dir", help="The CA's folder.")],
+) -> None:
+    signed = _guarded(lambda: ca.renew_crl(directory))
+    typer.echo(
+        f"revocation list: {signed.crl} ({signed.entries} revoked, "
+        f"next update {signed.next_update:%Y-%m-%d %H:%M:%SZ})"
+    )
+    typer.echo("next: copy it into the hub's tls/ folder beside ca.crt (write, then rename)")
+
+
 @app.command(
     "local-federation",
     help="Run one study over CSV tables with a real hub and one real edge per site.",

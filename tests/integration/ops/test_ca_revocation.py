@@ -1,6 +1,7 @@
-"""Certificate revocation: `ops.ca.revoke` writes a CRL signed by the CA, and the hub's
-`RevocationList` refuses exactly the revoked certificates, re-reading the file when it
-changes and refusing everyone when the list is not the CA's."""
+"""Certificate revocation: `ops.ca.revoke` (and `oncofed-ops ca revoke`) writes a CRL
+signed by the CA, and the hub's `RevocationList` refuses exactly the revoked
+certificates, re-reading the file when it changes and refusing everyone when the list
+is not the CA's."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from typer.testing import CliRunner
 
 from hub.auth import CRL_FILE_NAME, RevocationList
 from ops import ca
+from ops.cli import app
 from protocol.tls import CaFolder
 from shared_cdm.errors import InvalidInput, NotFound, Unauthenticated
 
@@ -71,3 +75,24 @@ def test_revoking_an_unknown_party_is_a_clear_error(folder: CaFolder) -> None:
     with pytest.raises(NotFound, match="no certificate for 'site-z'"):
         ca.revoke(folder.path, "site-z")
     assert not (folder.path / ca.CRL_FILE).exists()
+
+
+def test_cli_revoke_and_renewal_are_honoured_by_the_hub(folder: CaFolder, tmp_path: Path) -> None:
+    revocations = hub_list(folder, tmp_path / "tls")
+    a, b = folder.party_cert("site-a").read_bytes(), folder.party_cert("site-b").read_bytes()
+    serial = x509.load_pem_x509_certificate(a).serial_number
+    revoked = CliRunner().invoke(app, ["ca", "revoke", "site-a", "--dir", str(folder.path)])
+    assert revoked.exit_code == 0, revoked.output
+    assert f"serial {serial:x}" in revoked.stdout
+    shutil.copyfile(folder.path / ca.CRL_FILE, tmp_path / "tls" / CRL_FILE_NAME)
+    with pytest.raises(Unauthenticated, match="is revoked"):
+        revocations.check(a)
+    revocations.check(b)
+
+    # A renewed list is a new file with the same entries: still refused, others still let in.
+    renewed = CliRunner().invoke(app, ["ca", "renew-crl", "--dir", str(folder.path)])
+    assert renewed.exit_code == 0, renewed.output
+    shutil.copyfile(folder.path / ca.CRL_FILE, tmp_path / "tls" / CRL_FILE_NAME)
+    with pytest.raises(Unauthenticated, match="is revoked"):
+        revocations.check(a)
+    revocations.check(b)

@@ -1,13 +1,16 @@
+import datetime as dt
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from ops import ca
 from ops.cli import app
-from protocol.tls import identity_from_cert_pem
+from protocol.tls import CaFolder, identity_from_cert_pem
 from shared_cdm.errors import EXIT_CODES, Conflict, ErrorKind, InvalidInput, NotFound
 
 runner = CliRunner()
@@ -104,3 +107,110 @@ def test_cli_issue_with_unknown_role_is_invalid_input(tmp_path: Path) -> None:
     )
     assert bad.exit_code == EXIT_CODES[ErrorKind.INVALID]
     assert not (tmp_path / "x.crt").exists()
+
+
+def _crl(directory: Path) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl((directory / ca.CRL_FILE).read_bytes())
+
+
+def _ca_with_sites(directory: Path, *names: str) -> None:
+    ca.init_ca(directory)
+    for name in names:
+        ca.issue(directory, name)
+
+
+def test_cli_revoke_prints_name_serial_list_and_next_step(tmp_path: Path) -> None:
+    _ca_with_sites(tmp_path, "lakeview", "riverside")
+    serial = x509.load_pem_x509_certificate((tmp_path / "lakeview.crt").read_bytes()).serial_number
+    done = runner.invoke(app, ["ca", "revoke", "lakeview", "--dir", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    crl = _crl(tmp_path)
+    assert [e.serial_number for e in crl] == [serial]
+    next_update = crl.next_update_utc
+    assert next_update is not None
+    assert f"revoked: lakeview (certificate serial {serial:x})" in done.stdout
+    assert str(tmp_path / ca.CRL_FILE) in done.stdout
+    assert f"next update {next_update:%Y-%m-%d %H:%M:%S}Z" in done.stdout
+    assert "hub's tls/ folder" in done.stdout
+    assert f"ca renew-crl --dir {tmp_path}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "name", "kind", "message"),
+    [
+        (True, "site-z", ErrorKind.NOT_FOUND, "no certificate for 'site-z'"),
+        (False, "lakeview", ErrorKind.NOT_FOUND, "no CA in"),
+        (True, "../lakeview", ErrorKind.INVALID, "party name '../lakeview'"),
+    ],
+)
+def test_cli_revoke_failures_are_one_line_with_the_error_code(
+    tmp_path: Path, setup: bool, name: str, kind: ErrorKind, message: str
+) -> None:
+    if setup:
+        _ca_with_sites(tmp_path, "lakeview")
+    failed = runner.invoke(app, ["ca", "revoke", name, "--dir", str(tmp_path)])
+    assert failed.exit_code == EXIT_CODES[kind]
+    assert message in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in failed.output
+    assert not (tmp_path / ca.CRL_FILE).exists()
+
+
+def test_cli_renew_crl_keeps_entries_and_moves_next_update(tmp_path: Path) -> None:
+    _ca_with_sites(tmp_path, "lakeview", "riverside")
+    ca.revoke(tmp_path, "lakeview")
+    ca.revoke(tmp_path, "riverside")
+    # Back-date the list (as if signed 300 days ago) so the renewal visibly moves it.
+    old = _crl(tmp_path)
+    pair = CaFolder(tmp_path).load_ca()
+    key = serialization.load_pem_private_key(pair.key_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    signed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=300)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(old.issuer)
+        .last_update(signed_at)
+        .next_update(signed_at + dt.timedelta(days=ca.CRL_VALID_DAYS))
+    )
+    for entry in old:
+        builder = builder.add_revoked_certificate(entry)
+    (tmp_path / ca.CRL_FILE).write_bytes(
+        builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    )
+    before = _crl(tmp_path)
+
+    done = runner.invoke(app, ["ca", "renew-crl", "--dir", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    after = _crl(tmp_path)
+    entries = {(e.serial_number, e.revocation_date_utc) for e in after}
+    assert entries == {(e.serial_number, e.revocation_date_utc) for e in before}
+    assert len(entries) == 2
+    assert after.is_signature_valid(key.public_key())
+    assert before.next_update_utc is not None and after.next_update_utc is not None
+    moved = after.next_update_utc - before.next_update_utc
+    assert dt.timedelta(days=299) < moved < dt.timedelta(days=301)
+    assert "2 revoked" in done.stdout
+    assert f"next update {after.next_update_utc:%Y-%m-%d %H:%M:%S}Z" in done.stdout
+
+
+def test_cli_renew_crl_without_a_list_or_with_a_foreign_one_fails_clearly(tmp_path: Path) -> None:
+    _ca_with_sites(tmp_path / "ca", "lakeview")
+    missing = runner.invoke(app, ["ca", "renew-crl", "--dir", str(tmp_path / "ca")])
+    assert missing.exit_code == EXIT_CODES[ErrorKind.NOT_FOUND]
+    assert "nothing has been revoked" in missing.stderr
+    assert not (tmp_path / "ca" / ca.CRL_FILE).exists()
+
+    _ca_with_sites(tmp_path / "other", "lakeview")
+    ca.revoke(tmp_path / "other", "lakeview")
+    foreign = (tmp_path / "other" / ca.CRL_FILE).read_bytes()
+    (tmp_path / "ca" / ca.CRL_FILE).write_bytes(foreign)
+    refused = runner.invoke(app, ["ca", "renew-crl", "--dir", str(tmp_path / "ca")])
+    assert refused.exit_code == EXIT_CODES[ErrorKind.INVALID]
+    assert "not signed by this CA" in refused.stderr
+    assert (tmp_path / "ca" / ca.CRL_FILE).read_bytes() == foreign
+
+    (tmp_path / "ca" / ca.CRL_FILE).write_text("not a CRL", encoding="utf-8")
+    garbled = runner.invoke(app, ["ca", "renew-crl", "--dir", str(tmp_path / "ca")])
+    assert garbled.exit_code == EXIT_CODES[ErrorKind.INVALID]
+    assert "is not a PEM CRL" in garbled.stderr
+    assert "Traceback" not in garbled.output
