@@ -722,23 +722,10 @@ def _run_on_loopback(
         urls = {s: analysis_db_url(federation.layout, s) for s in sites}
         pseudonyms = _persons(urls)
         runner = LoopbackRunner(federation)
-        studies = run_studies(runner, sites, steps, options.timeout)
-        seconds["analyses done"] = time.monotonic() - started
-        flower_status, flower_study = _flower_step(runner, sites, steps, *flower)
-        seconds["flower done"] = time.monotonic() - started
-        outcome = DemoOutcome(
-            workdir=root,
-            network="loopback",
-            hub_url=hub.http_url,
-            sites=dict(zip(sites, VARIANTS, strict=True)),
-            persons={s: len(p) for s, p in pseudonyms.items()},
-            studies=studies,
-            flower=flower_status,
-            seconds=seconds,
+        given = _Given(out, steps, options, root, capture, flower, started)
+        outcome = _studies_and_report(
+            given, runner, sites, seconds, hospitals, pseudonyms, "loopback", hub.http_url, hub
         )
-        steps.progress.stop()
-        _report(out, outcome, hospitals, flower_study, capture, pseudonyms)
-        _closing(out, outcome, hub, started, options.keep_running)
         if options.keep_running:
             _keep_running(
                 out,
@@ -746,6 +733,52 @@ def _run_on_loopback(
                 lambda: federation.hub_process is not None and federation.hub_process.alive(),
             )
     _raise_failures(outcome)
+    return outcome
+
+
+@dataclass(frozen=True)
+class _Given:
+    """What run_demo hands either network's run; its last steps need all of it."""
+
+    out: Console
+    steps: Steps
+    options: DemoOptions
+    root: Path
+    capture: Path
+    flower: tuple[bool, str]
+    started: float
+
+
+def _studies_and_report(
+    given: _Given,
+    runner: Federation,
+    sites: Sequence[str],
+    seconds: dict[str, float],
+    hospitals: Mapping[str, tuple[Path, HospitalSummary]],
+    pseudonyms: Mapping[str, set[str]],
+    network: str,
+    hub_url: str,
+    hub: HubEndpoint | None,
+) -> DemoOutcome:
+    """The studies, the Flower step and the report: the same on either network."""
+    steps, started = given.steps, given.started
+    studies = run_studies(runner, sites, steps, given.options.timeout)
+    seconds["analyses done"] = time.monotonic() - started
+    flower_status, flower_study = _flower_step(runner, sites, steps, *given.flower)
+    seconds["flower done"] = time.monotonic() - started
+    outcome = DemoOutcome(
+        workdir=given.root,
+        network=network,
+        hub_url=hub_url,
+        sites=dict(zip(sites, VARIANTS, strict=True)),
+        persons={s: len(p) for s, p in pseudonyms.items()},
+        studies=studies,
+        flower=flower_status,
+        seconds=seconds,
+    )
+    steps.progress.stop()
+    _report(given.out, outcome, hospitals, flower_study, given.capture, pseudonyms)
+    _closing(given.out, outcome, hub, started, given.options.keep_running)
     return outcome
 
 
@@ -812,23 +845,11 @@ def _run_on_testbed(
         pseudonyms = _persons(urls)
         hospitals = _testbed_hospitals(bed, sites, options)
         runner = TestbedRunner(bed)
-        studies = run_studies(runner, sites, steps, options.timeout)
-        seconds["analyses done"] = time.monotonic() - started
-        flower_status, flower_study = _flower_step(runner, sites, steps, *flower)
-        seconds["flower done"] = time.monotonic() - started
-        outcome = DemoOutcome(
-            workdir=root,
-            network="testbed",
-            hub_url=f"http://127.0.0.1:{testbed.HUB_HTTP_PORT} in {bed.hub_host.namespace}",
-            sites=dict(zip(sites, VARIANTS, strict=True)),
-            persons={s: len(p) for s, p in pseudonyms.items()},
-            studies=studies,
-            flower=flower_status,
-            seconds=seconds,
+        given = _Given(out, steps, options, root, capture, flower, started)
+        hub_url = f"http://127.0.0.1:{testbed.HUB_HTTP_PORT} in {bed.hub_host.namespace}"
+        outcome = _studies_and_report(
+            given, runner, sites, seconds, hospitals, pseudonyms, "testbed", hub_url, None
         )
-        steps.progress.stop()
-        _report(out, outcome, hospitals, flower_study, capture, pseudonyms)
-        _closing(out, outcome, None, started, options.keep_running)
         if options.keep_running:
             out.print(
                 f"Hub API: {outcome.hub_url} (e.g. `ip netns exec {bed.hub_host.namespace} curl "

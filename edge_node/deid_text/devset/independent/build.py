@@ -1,152 +1,49 @@
 """Build independent.jsonl from the marked-up notes in source/.
 
-A source file holds notes, each opened by a header line
-``### <id> | <lang> | <patient_id> | <kind>`` (lang ``zh``, ``en`` or ``null``).
-Identifiers are marked ``⟦TYPE:text⟧`` with TYPE a contract type; clinical
-content that must survive is marked ``⟦KEEP:text⟧``. The builder strips the
-marks and records character offsets into the stripped text, so no offset is
-ever written by hand. Text before the first header is a comment.
+The markup and the builder are in ``devset/handwritten.py``, shared by every
+hand-written set so all are built and checked the same way.
 
     python -m edge_node.deid_text.devset.independent.build [--check]
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-HERE = Path(__file__).parent
-SOURCE_DIR = HERE / "source"
-OUTPUT = HERE / "independent.jsonl"
-
-# The PHI types of contracts/deid.md.
-CONTRACT_TYPES = frozenset(
-    {
-        "NAME",
-        "ID_NUMBER",
-        "MRN",
-        "PHONE",
-        "EMAIL",
-        "ADDRESS",
-        "DATE",
-        "AGE",
-        "URL",
-        "IP",
-        "DEVICE_ID",
-        "ORGANIZATION",
-        "OTHER",
-    }
+from edge_node.deid_text.devset.handwritten import (
+    CONTRACT_TYPES,
+    HEADER,
+    KEEP,
+    LANGS,
+    MARK,
+    HandwrittenSet,
+    Note,
+    SourceError,
+    read_notes,
+    render,
+    strip_marks,
 )
-KEEP = "KEEP"
-MARK = re.compile(r"⟦([A-Z_]+):([^⟦⟧\n]+)⟧")
-HEADER = re.compile(r"^### (\S+) \| (zh|en|null) \| (\S+) \| (.+)$")
-LANGS = {"zh": "zh", "en": "en", "null": None}
 
+THIS = HandwrittenSet(Path(__file__).parent, "independent.jsonl")
+SOURCE_DIR, OUTPUT, build, main = THIS.source_dir, THIS.output, THIS.build, THIS.main
 
-class SourceError(ValueError):
-    """A source note is malformed; the message names the file and the note."""
-
-
-@dataclass(frozen=True)
-class Note:
-    id: str
-    lang: str | None
-    patient_id: str
-    kind: str
-    marked: str
-
-
-def read_notes(path: Path) -> list[Note]:
-    notes: list[Note] = []
-    head: re.Match[str] | None = None
-    body: list[str] = []
-
-    def close() -> None:
-        if head is not None:
-            text = "\n".join(body).strip("\n") + "\n"
-            if not text.strip():
-                raise SourceError(f"{path.name}: note {head[1]} is empty")
-            notes.append(Note(head[1], LANGS[head[2]], head[3], head[4].strip(), text))
-
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.startswith("###"):
-            close()
-            head = HEADER.match(line)
-            if head is None:
-                raise SourceError(f"{path.name}:{lineno}: bad header {line!r}")
-            body = []
-        elif head is not None:
-            body.append(line.rstrip())
-    close()
-    return notes
-
-
-def strip_marks(note: Note) -> dict[str, Any]:
-    """The evaluator's record for one note: plain text, `phi` and `keep` spans."""
-    out: list[str] = []
-    pos = 0
-    phi: list[dict[str, Any]] = []
-    keep: list[dict[str, Any]] = []
-    cursor = 0
-    for m in MARK.finditer(note.marked):
-        out.append(note.marked[cursor : m.start()])
-        pos += m.start() - cursor
-        kind, span = m[1], m[2]
-        if span != span.strip():
-            raise SourceError(f"{note.id}: marked text {span!r} has outer spaces")
-        if kind == KEEP:
-            keep.append({"start": pos, "end": pos + len(span), "term": span})
-        elif kind in CONTRACT_TYPES:
-            phi.append({"start": pos, "end": pos + len(span), "type": kind})
-        else:
-            raise SourceError(f"{note.id}: unknown type {kind!r} in {m[0]!r}")
-        out.append(span)
-        pos += len(span)
-        cursor = m.end()
-    out.append(note.marked[cursor:])
-    text = "".join(out)
-    if "⟦" in text or "⟧" in text:
-        raise SourceError(f"{note.id}: unbalanced mark near {text[text.find('⟦') :][:40]!r}")
-    return {
-        "id": note.id,
-        "lang": note.lang,
-        "patient_id": note.patient_id,
-        "text": text,
-        "phi": phi,
-        "keep": keep,
-    }
-
-
-def build(source_dir: Path = SOURCE_DIR) -> list[dict[str, Any]]:
-    records = [strip_marks(n) for p in sorted(source_dir.glob("*.txt")) for n in read_notes(p)]
-    seen: set[str] = set()
-    for rec in records:
-        if rec["id"] in seen:
-            raise SourceError(f"note id {rec['id']} is used twice")
-        seen.add(rec["id"])
-    return records
-
-
-def render(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-
-
-def main(argv: list[str]) -> int:
-    text = render(build())
-    if "--check" in argv:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.is_file() else ""
-        if current != text:
-            print(f"{OUTPUT.name} is stale; run without --check to rebuild", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {text.count(chr(10))} notes to {OUTPUT}", file=sys.stderr)
-    return 0
-
+__all__ = [
+    "CONTRACT_TYPES",
+    "HEADER",
+    "KEEP",
+    "LANGS",
+    "MARK",
+    "OUTPUT",
+    "SOURCE_DIR",
+    "Note",
+    "SourceError",
+    "build",
+    "main",
+    "read_notes",
+    "render",
+    "strip_marks",
+]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

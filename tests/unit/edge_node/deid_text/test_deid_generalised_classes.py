@@ -10,22 +10,7 @@ from __future__ import annotations
 import pytest
 
 from edge_node.deid_text import detect
-
-
-def _covered(text: str, value: str, lang: str) -> bool:
-    start = text.index(value)
-    spans = detect(text, lang)
-    return all(
-        any(s <= i < e for s, e, _ in spans)
-        for i in range(start, start + len(value))
-        if not text[i].isspace()
-    )
-
-
-def _touched(text: str, value: str, lang: str) -> bool:
-    start = text.index(value)
-    return any(s < start + len(value) and e > start for s, e, _ in detect(text, lang))
-
+from tests.unit.edge_node.deid_text.deid_helpers import covered, touched
 
 FOUND = [
     # numbers in groups: OCR spaces, hand grouping, hyphens, slashes
@@ -107,7 +92,7 @@ FOUND = [
 
 @pytest.mark.parametrize(("lang", "text", "value"), FOUND)
 def test_identifier_class_is_covered(lang: str, text: str, value: str) -> None:
-    assert _covered(text, value, lang)
+    assert covered(text, value, lang)
 
 
 KEPT = [
@@ -138,7 +123,7 @@ KEPT = [
 
 @pytest.mark.parametrize(("lang", "text", "value"), KEPT)
 def test_clinical_and_institution_terms_are_kept(lang: str, text: str, value: str) -> None:
-    assert not _touched(text, value, lang)
+    assert not touched(text, value, lang)
 
 
 NOT_FOUND = [
@@ -155,12 +140,12 @@ NOT_FOUND = [
 
 @pytest.mark.parametrize(("lang", "text", "value"), NOT_FOUND[:4])
 def test_clinical_shapes_are_not_flagged(lang: str, text: str, value: str) -> None:
-    assert not _touched(text, value, lang)
+    assert not touched(text, value, lang)
 
 
 def test_a_name_before_hospital_number_is_not_an_institution() -> None:
     lang, text, value = NOT_FOUND[4]
-    assert _covered(text, value, lang)
+    assert covered(text, value, lang)
 
 
 def test_device_label_alone_keeps_only_the_number() -> None:
@@ -185,13 +170,13 @@ def test_name_parts_joined_into_one_span() -> None:
     ],
 )
 def test_numbers_after_any_no_or_id_label(text: str, value: str) -> None:
-    assert _covered(text, value, "en")
+    assert covered(text, value, "en")
 
 
 def test_school_by_number_but_not_performance_status() -> None:
     text = "Son at P.S. 118 Maurice Sendak; ECOG PS 1, KPS 80."
-    assert _covered(text, "P.S. 118 Maurice Sendak", "en")
-    assert not _touched(text, "PS 1", "en")
+    assert covered(text, "P.S. 118 Maurice Sendak", "en")
+    assert not touched(text, "PS 1", "en")
 
 
 def test_long_hyphenated_run_is_scanned_in_linear_time() -> None:

@@ -6,17 +6,7 @@ import pytest
 
 from edge_node.deid_text import detect
 from edge_node.deid_text.rules import cn_id_valid
-
-
-def _covered(text: str, value: str, lang: str) -> bool:
-    start = text.index(value)
-    spans = detect(text, lang)
-    return all(
-        any(s <= i < e for s, e, _ in spans)
-        for i in range(start, start + len(value))
-        if not text[i].isspace()
-    )
-
+from tests.unit.edge_node.deid_text.deid_helpers import covered
 
 CASES = [
     # names
@@ -93,7 +83,7 @@ CASES = [
 
 @pytest.mark.parametrize(("lang", "text", "value"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_identifier_found(lang: str, text: str, value: str) -> None:
-    assert _covered(text, value, lang), detect(text, lang)
+    assert covered(text, value, lang), detect(text, lang)
 
 
 def test_resident_id_check_digit() -> None:

@@ -9,20 +9,11 @@ from __future__ import annotations
 import pytest
 
 from edge_node.deid_text import detect
+from tests.unit.edge_node.deid_text.deid_helpers import covered
 
 
 def _found(text: str, lang: str) -> list[str]:
     return [text[s:e] for s, e, _ in detect(text, lang)]
-
-
-def _covered(text: str, value: str, lang: str) -> bool:
-    start = text.index(value)
-    spans = detect(text, lang)
-    return all(
-        any(s <= i < e for s, e, _ in spans)
-        for i in range(start, start + len(value))
-        if not text[i].isspace()
-    )
 
 
 CASES = [
@@ -71,7 +62,7 @@ CASES = [
 
 @pytest.mark.parametrize(("lang", "text", "value"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_identifier_class_found(lang: str, text: str, value: str) -> None:
-    assert _covered(text, value, lang), detect(text, lang)
+    assert covered(text, value, lang), detect(text, lang)
 
 
 KEEP = [
