@@ -37,11 +37,16 @@ proto: install
 proto-check: install
 	$(BIN)/python -m protocol.codegen --check
 
+# Unit tests in two workers (each test has its own database and tmp dir); the
+# integration tests, which start hubs, edges and testbeds of their own, one at a time.
 test: install lint typecheck imports proto-check
-	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest -p no:cacheprovider
+	source ops/scripts/ensure_postgres.sh && { \
+	  $(BIN)/python -m pytest -p no:cacheprovider -n 2 tests/unit; unit=$$?; \
+	  $(BIN)/python -m pytest -p no:cacheprovider tests/integration; integration=$$?; \
+	  exit $$(( unit || integration )); }
 
 unit: install
-	$(BIN)/python -m pytest tests/unit
+	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest -n 2 tests/unit
 
 integration: install
 	source ops/scripts/ensure_postgres.sh && $(BIN)/python -m pytest tests/integration
