@@ -79,7 +79,8 @@ class HubSettings(BaseSettings):
     flower_enabled: bool = False
     flower_port: int = Field(0, ge=0, le=65535)  # 0: a free port
     # The host SuperNodes dial for the SuperLink (the hub's address as edges see it).
-    flower_public_host: str = "127.0.0.1"
+    # Empty: grpc_host, where the SuperLink binds (the tunnel address on a real network).
+    flower_public_host: str = ""
 
     @classmethod
     def settings_customise_sources(

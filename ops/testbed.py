@@ -9,9 +9,10 @@ Underlay addresses come from 198.18.0.0/24 (RFC 2544, never routed):
 
 Each hospital runs `wireguard-go` (the kernel module is not needed) with the
 config `ops.vpn` made for it and dials the hub's tunnel endpoint; the hub's
-gRPC service binds to its tunnel address only, and a policy-routing rule in
-the hub's namespace refuses tunnel addresses arriving on `eth0`, so a host
-that merely routes to the tunnel subnet is still refused. Each edge runs in its
+gRPC service (and, with `flower`, its Flower SuperLink, which each hospital's
+SuperNode dials for an ML study) binds to its tunnel address only, and a
+policy-routing rule in the hub's namespace refuses tunnel addresses arriving on
+`eth0`, so a host that merely routes to the tunnel subnet is still refused. Each edge runs in its
 hospital's namespace over a CDM database built by the edge pipeline from a
 synthetic hospital.
 
@@ -79,6 +80,7 @@ HUB_UNDERLAY = "198.18.0.1"
 OUTSIDER_UNDERLAY = "198.18.0.254"
 HUB_GRPC_PORT = 50051
 HUB_HTTP_PORT = 8080
+HUB_FLOWER_PORT = 9093  # the SuperLink (Fleet, Control and Runtime APIs), with `flower`
 MAX_SITES = 200
 POLL_INTERVAL_S = 0.5  # the edges' task poll; each study round waits for one
 WG_SOCKETS = Path("/var/run/wireguard")
@@ -299,6 +301,10 @@ class TestbedOptions:
     ready_timeout: float = 120.0
     # hub.toml entries over the testbed's own (e.g. task_deadline_s, min_sites)
     hub_settings: Mapping[str, Any] = field(default_factory=dict)
+    # A Flower SuperLink beside the hub, on its tunnel address (ML studies).
+    flower: bool = False
+    # Every edge's policy.toml (default: the edge's own default policy).
+    policy: str | None = None
 
 
 class Testbed:
@@ -332,6 +338,11 @@ class Testbed:
     @property
     def hub_grpc(self) -> str:
         return f"{self.hub_tunnel_address}:{HUB_GRPC_PORT}"
+
+    @property
+    def hub_flower(self) -> str:
+        """The SuperLink's address (when the testbed was made with `flower`)."""
+        return f"{self.hub_tunnel_address}:{HUB_FLOWER_PORT}"
 
     # --- building ---
 
@@ -460,10 +471,15 @@ class Testbed:
         env = child_env()
         ca = CaFolder(self.layout.ca_dir)
         ca.init()
+        # Names the tunnel address: edges' gRPC and SuperNodes (and the SuperLink's own
+        # SuperExec, which dials the address the SuperLink binds) verify it.
         ca.issue(HUB_NAME, "hub", ip_addresses=("127.0.0.1", self.hub_tunnel_address))
         home = self.layout.hub_home
         home.mkdir(parents=True, exist_ok=True)
         _copy_tls(ca, HUB_NAME, home / "tls")
+        # The SuperLink binds grpc_host (the tunnel address) with the hub's certificate;
+        # with flower_public_host left unset, that is also the address edges are sent.
+        flower = {"flower_enabled": True, "flower_port": HUB_FLOWER_PORT} if options.flower else {}
         write_toml(
             home / "hub.toml",
             {
@@ -473,11 +489,15 @@ class Testbed:
                 "http_host": "127.0.0.1",  # the hub namespace's own loopback
                 "http_port": HUB_HTTP_PORT,
                 **hub_settings_for_local_run(),
+                **flower,
                 **options.hub_settings,
             },
         )
+        listens = f"gRPC on {self.hub_grpc}" + (
+            f", Flower on {self.hub_flower}" if options.flower else ""
+        )
         say(
-            f"starting the hub in {self.hub_host.namespace} (gRPC on {self.hub_grpc} only) while "
+            f"starting the hub in {self.hub_host.namespace} ({listens} only) while "
             f"{len(self.state.sites)} synthetic hospitals are generated and loaded"
         )
         # The hub's start-up and the edges' pipelines do not depend on each other.
@@ -596,6 +616,8 @@ class Testbed:
         home = self.layout.edge_home(site)
         home.mkdir(parents=True, exist_ok=True)
         _copy_tls(ca, site, home / "tls")
+        if options.policy is not None:  # `oncofed-edge init` keeps a policy already there
+            (home / "policy.toml").write_text(options.policy, encoding="utf-8")
         write_toml(
             home / "edge.toml",
             {"site_name": site, "hub_address": self.hub_grpc, "poll_interval_s": POLL_INTERVAL_S},

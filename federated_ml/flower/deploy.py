@@ -1,4 +1,7 @@
-"""Run a Flower Deployment Engine federation as real processes on loopback.
+"""Run a Flower Deployment Engine federation as real processes.
+
+The SuperLink binds one address (127.0.0.1 by default; the hub's tunnel address
+on a real network, whose certificate must name it); SuperNodes dial it.
 
 One `flower-superlink` (TLS on, SuperNode authentication on, runtime
 dependency installation off) and one `flower-supernode` per site, each a

@@ -54,6 +54,18 @@ log = logging.getLogger(__name__)
 Advance = Callable[[Session, Study], bool]
 # Beyond the spec's own timeouts: SuperNode start-up and a busy machine.
 RUN_MARGIN_S = 180.0
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+
+
+def _dialable(bind_host: str) -> str:
+    """The address SuperNodes dial when none is configured: the one the SuperLink binds
+    (the hub's tunnel address on a real network). A wildcard names no single address."""
+    if bind_host in WILDCARD_HOSTS:
+        raise InvalidInput(
+            f"the Flower SuperLink binds {bind_host!r}, which SuperNodes cannot dial; "
+            "set flower_public_host in hub.toml (the hub's address as the edges see it)"
+        )
+    return bind_host
 
 
 def _state(study: Study) -> dict[str, Any]:
@@ -166,7 +178,7 @@ class FlowerCoordinator:
         *,
         port: int = 0,
         bind_host: str = "127.0.0.1",
-        public_host: str = "127.0.0.1",
+        public_host: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = db
@@ -174,7 +186,7 @@ class FlowerCoordinator:
         self._tls = tls
         self._port = port
         self._bind_host = bind_host
-        self._public_host = public_host
+        self._public_host = public_host or _dialable(bind_host)
         self._clock = clock
         self._deployment: FlowerDeployment | None = None
         self._lock = threading.Lock()

@@ -262,3 +262,19 @@ def test_figures_plot_the_rounds() -> None:
     assert sites == {"A held-out AUC": [0.83], "B held-out AUC": [0.74]}
     assert figs["calibration"]["data"][0]["x"] == [0.2, 0.7]  # empty bins left out
     assert figs["calibration"]["data"][0]["y"] == [0.1, 0.8]
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", ""])
+def test_a_wildcard_superlink_needs_a_public_host(tmp_path: Path, bind: str) -> None:
+    tls: Any = object()
+    with pytest.raises(InvalidInput, match="flower_public_host"):
+        FlowerCoordinator(tls, tmp_path, tls, bind_host=bind)
+
+
+def test_without_a_public_host_supernodes_dial_the_bind_address(tmp_path: Path) -> None:
+    tls: Any = object()
+    db: Any = object()  # not touched before start()
+    tunnel = FlowerCoordinator(db, tmp_path, tls, bind_host="10.77.0.1")
+    named = FlowerCoordinator(db, tmp_path, tls, bind_host="0.0.0.0", public_host="hub.vpn")
+    assert tunnel._public_host == "10.77.0.1"
+    assert named._public_host == "hub.vpn"
