@@ -72,10 +72,6 @@ VARIANTS = ("A", "B", "C")
 POLL_INTERVAL_S = 0.5  # the edges' task poll: each study round waits for one
 SYNC_TIMEOUT_S = 1800.0
 FLOWER_TIMEOUT_S = 600.0
-TESTBED_FLOWER_REASON = (
-    "the Flower SuperLink listens on 127.0.0.1 only, which the hospitals' SuperNodes on the "
-    "testbed cannot reach; run with --network loopback for the Flower step"
-)
 
 
 class DemoFailed(OncoFedError):
@@ -822,15 +818,19 @@ def _run_on_testbed(
 ) -> DemoOutcome:
     sites = site_names()
     seconds: dict[str, float] = {}
-    if flower[0]:
-        # The SuperLink listens on 127.0.0.1 only (federated_ml/flower/deploy.py): the
-        # hospitals' SuperNodes, in their own namespaces, could not reach it.
-        flower = (False, TESTBED_FLOWER_REASON)
     build = steps.add("testbed: namespaces, WireGuard, hub, hospitals, edge pipelines", 1)
     try:
         bed = testbed.up(
             root / "testbed",
-            testbed.TestbedOptions(sites=len(sites), patients=options.patients, seed=options.seed),
+            # The SuperLink binds the hub's tunnel address; the edges start with the
+            # demo's policy (ML studies run without an operator's approval).
+            testbed.TestbedOptions(
+                sites=len(sites),
+                patients=options.patients,
+                seed=options.seed,
+                flower=flower[0],
+                policy=demo_policy(),
+            ),
             steps.log,
         )
     except testbed.TestbedError as exc:  # namespaces, links or tunnels refused
@@ -840,7 +840,6 @@ def _run_on_testbed(
     try:
         steps.finish(build)
         seconds["testbed up"] = time.monotonic() - started
-        _testbed_policy(bed, sites, steps)
         urls = {s: analysis_db_url(bed.layout, s) for s in sites}
         pseudonyms = _persons(urls)
         hospitals = _testbed_hospitals(bed, sites, options)
@@ -865,17 +864,6 @@ def _run_on_testbed(
             steps.console.log("left behind: " + "; ".join(left))
     _raise_failures(outcome)
     return outcome
-
-
-def _testbed_policy(bed: testbed.Testbed, sites: Sequence[str], steps: Steps) -> None:
-    """The demo's policy at every site; an edge reads it when it starts."""
-    text = demo_policy()
-    for site in sites:
-        (bed.layout.edge_home(site) / "policy.toml").write_text(text, encoding="utf-8")
-        bed.stop(f"edge-{site}")
-        bed.start_edge(site)
-    bed.wait_for_sites(list(sites))
-    steps.log("edges restarted with the demo's policy (ML studies run without approval)")
 
 
 def _testbed_hospitals(
