@@ -7,7 +7,9 @@ process per round instead of two (Flower starts a process per message). An
 "evaluate" message, sent once after the last round, only evaluates.
 
 What leaves the site: model weights, row counts, losses, AUC, and binned score
-and calibration counts (100 and 10 bins), never a row.
+and calibration counts (100 and 10 bins), never a row. With secure aggregation
+(secagg.py) the weights, row count and training loss leave only masked; a
+"query.secagg_keys" message first makes the site's key pair for the run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from federated_ml.flower import secagg
 from federated_ml.flower.features import (
     FeatureSource,
     SiteData,
@@ -87,13 +90,52 @@ def site_seed(keys: list[str]) -> int:
     return int.from_bytes(digest[:3], "big")
 
 
-def handle_train(msg: Message, source: FeatureSource, noise: Noise | None = None) -> Message:
+def handle_keys(msg: Message, state: RecordDict) -> Message:
+    """Key round of secure aggregation: the private half stays in the node's state."""
+    public = secagg.store_key(state, msg.metadata.run_id)
+    return Message(
+        RecordDict({secagg.KEY_RECORD: ConfigRecord({secagg.PUBLIC_KEY: public})}),
+        reply_to=msg,
+    )
+
+
+def _round_peers(config: ConfigRecord) -> tuple[dict[int, bytes], int]:
+    nodes, keys = config.get(secagg.NODES_KEY), config.get(secagg.KEYS_KEY)
+    if not isinstance(nodes, list) or not isinstance(keys, list) or len(nodes) != len(keys):
+        raise InvalidInput("secure aggregation: the message does not list the round's sites")
+    peers: dict[int, bytes] = {}
+    for node, key in zip(nodes, keys, strict=True):
+        if isinstance(node, bool) or not isinstance(node, int) or not isinstance(key, bytes):
+            raise InvalidInput("secure aggregation: the round's sites are not node ids with keys")
+        peers[node] = key
+    attempt = config.get(secagg.ATTEMPT_KEY, 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int):
+        raise InvalidInput("secure aggregation: the attempt is not a number")
+    return peers, attempt
+
+
+def handle_train(
+    msg: Message,
+    source: FeatureSource,
+    noise: Noise | None = None,
+    node_state: RecordDict | None = None,
+    *,
+    require_secure: bool = False,
+) -> Message:
     task = load_task(msg, source)
     spec, data = task.spec, task.data
     if spec.privacy is not None and noise is None:
         # The site noises its own update; without its settings nothing is sent.
         raise InvalidInput("the study asks for differential privacy; this site set no DP noise")
+    if require_secure and not spec.secure_aggregation:
+        raise InvalidInput("this site sends model updates only with secure aggregation")
     config = msg.content.config_records["config"]
+    secure = None
+    if spec.secure_aggregation:
+        # Checked before training, so a message without peers never yields a plain update.
+        if node_state is None:
+            raise InvalidInput("secure aggregation needs the node's state")
+        secure = (*secagg.load_key(node_state, msg.metadata.run_id), *_round_peers(config))
     server_round = int(str(config[ROUND_KEY]))
     model = _model_from(msg, spec)
     received = {k: v.detach().clone().numpy() for k, v in model.state_dict().items()}
@@ -112,16 +154,44 @@ def handle_train(msg: Message, source: FeatureSource, noise: Noise | None = None
         "num-examples": len(train),
         "train-loss": loss if math.isfinite(loss) else -1.0,
     }
+    clipped = 0
     if spec.privacy is not None and noise is not None:
         trained = {k: v.detach().numpy() for k, v in state.items()}
         noisy, norm = privatise(received, trained, noise)
         state = {k: torch.as_tensor(v) for k, v in noisy.items()}
-        metrics["update-clipped"] = int(norm > noise.clip)
+        clipped = int(norm > noise.clip)
+        metrics["update-clipped"] = clipped
+    evaluation = evaluation_record(before, data.skipped)
+    if secure is not None:
+        private, public, peers, attempt = secure
+        # DP noise (above) goes in before the mask.
+        vector = secagg.update_vector(
+            {k: v.detach().numpy() for k, v in state.items()},
+            len(train),
+            loss,
+            clipped,
+        )
+        node = msg.metadata.dst_node_id
+        masked = secagg.mask_update(
+            vector,
+            node_id=node,
+            private=private,
+            public=public,
+            peers=peers,
+            context=secagg.mask_context(msg.metadata.run_id, server_round, attempt, list(peers)),
+        )
+        content = RecordDict(
+            {
+                secagg.UPDATE_RECORD: ConfigRecord({secagg.MASKED_KEY: masked}),
+                EVAL_RECORD: evaluation,
+            }
+        )
+        return Message(content, reply_to=msg)
     content = RecordDict(
         {
             "arrays": ArrayRecord(state),
             "metrics": MetricRecord(metrics),
-            EVAL_RECORD: evaluation_record(before, data.skipped),
+            EVAL_RECORD: evaluation,
         }
     )
     return Message(content, reply_to=msg)
@@ -144,7 +214,18 @@ app = ClientApp()
 def train(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)  # sites share cores with the rest of the edge node
     config = context.node_config
-    return handle_train(msg, source_from_node_config(config), Noise.from_node_config(config))
+    return handle_train(
+        msg,
+        source_from_node_config(config),
+        Noise.from_node_config(config),
+        context.state,
+        require_secure=str(config.get(secagg.NODE_CONFIG_KEY, "")).lower() == "true",
+    )
+
+
+@app.query("secagg_keys")
+def secagg_keys(msg: Message, context: Context) -> Message:
+    return handle_keys(msg, context.state)
 
 
 @app.evaluate()

@@ -7,6 +7,10 @@ answer in time (it died, or its ClientApp failed) is dropped for the rest of
 the run and named in the result; the run stops early when fewer than
 `min_nodes` sites remain. Replies are polled every quarter second, not every
 3 s as `Grid.send_and_receive` does.
+
+With `secure_aggregation` the sites send masked updates (secagg.py) and the
+server reads only their sum; a site lost mid-round makes that sum unreadable,
+so the round is sent once more to the sites that answered.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 
+from federated_ml.flower import secagg
 from federated_ml.flower.client_app import EVAL_RECORD, MU_KEY, ROUND_KEY, SPEC_KEY
 from federated_ml.flower.metrics import (
     MetricsSink,
@@ -41,6 +46,7 @@ from federated_ml.flower.training import (
     N_SCORE_BINS,
     auc_from_histograms,
 )
+from shared_cdm.errors import InvalidInput
 
 POLL_SECONDS = 0.25
 ONLINE = "online"
@@ -108,8 +114,10 @@ def _numbers(record: Mapping[str, object], key: str, length: int) -> list[float]
     return [float(v) for v in value]
 
 
-def malformed(reply: Message, *, train: bool) -> str:
-    """Why a site's reply cannot be used, or "" when it can."""
+def malformed(reply: Message, *, train: bool, secure_length: int = 0) -> str:
+    """Why a site's reply cannot be used, or "" when it can.
+
+    `secure_length`: a secure round's masked vector length (0: a plain round)."""
     try:
         ev = reply.content.config_records[EVAL_RECORD]
         _number(ev, "n")
@@ -119,7 +127,13 @@ def malformed(reply: Message, *, train: bool) -> str:
             _numbers(ev, key, N_SCORE_BINS)
         for key in ("cal-count", "cal-sum-predicted", "cal-sum-observed"):
             _numbers(ev, key, N_CALIBRATION_BINS)
-        if train:
+        if train and secure_length:
+            masked = reply.content.config_records[secagg.UPDATE_RECORD][secagg.MASKED_KEY]
+            if not isinstance(masked, bytes) or len(masked) != secagg.LANE_BYTES * secure_length:
+                raise TypeError("the masked update has the wrong size")
+            if reply.content.array_records:
+                raise TypeError("plain model weights in a secure-aggregation round")
+        elif train:
             m = reply.content.metric_records["metrics"]
             _number(m, "num-examples")
             _number(m, "train-loss")
@@ -198,9 +212,15 @@ def _strategy(spec: MLStudySpec) -> FedAvg:
     return FedAvg(min_train_nodes=spec.min_nodes)
 
 
-def _messages(nodes: list[int], content: RecordDict, kind: str, server_round: int) -> list[Message]:
+def _messages(
+    nodes: list[int],
+    content: RecordDict,
+    kind: str,
+    server_round: int,
+    ttl: float | None = None,
+) -> list[Message]:
     return [
-        Message(content, dst_node_id=n, message_type=kind, group_id=str(server_round))
+        Message(content, dst_node_id=n, message_type=kind, group_id=str(server_round), ttl=ttl)
         for n in nodes
     ]
 
@@ -233,6 +253,165 @@ def _train_metrics(
     return sorted(out, key=lambda s: s.site)
 
 
+def _classify(
+    fed: _Federation,
+    asked: list[int],
+    replies: Mapping[int, Message],
+    silent: set[int],
+    *,
+    train: bool,
+    secure_length: int = 0,
+) -> tuple[dict[int, Message], dict[str, str]]:
+    good: dict[int, Message] = {}
+    failed: dict[str, str] = {}
+    for n in asked:
+        reply = None if n in silent else replies.get(n)
+        if reply is None or reply.has_error():
+            failed[fed.names[n]] = _failure(reply)
+        elif why := malformed(reply, train=train, secure_length=secure_length):
+            failed[fed.names[n]] = why
+        else:
+            good[n] = reply
+    fed.dropped.update(failed)
+    return good, failed
+
+
+@dataclass
+class _Aggregate:
+    """A training exchange's result: the sites whose updates are in it and what they gave."""
+
+    good: dict[int, Message]
+    failed: dict[str, str]
+    arrays: ArrayRecord | None = None
+    train_loss: float | None = None
+    train_metrics: list[SiteMetrics] = field(default_factory=list)
+    abort: str = ""
+
+
+def _plain_train(
+    grid: Grid,
+    fed: _Federation,
+    spec: MLStudySpec,
+    strategy: FedAvg,
+    active: list[int],
+    content: RecordDict,
+    server_round: int,
+) -> _Aggregate:
+    messages = _messages(active, content, MessageType.TRAIN, server_round)
+    replies, silent = exchange(grid, messages, spec.round_timeout_s)
+    good, failed = _classify(fed, active, replies, silent, train=True)
+    out = _Aggregate(good, failed)
+    # Sorted by site so the floating-point sum does not depend on arrival order.
+    fit = [
+        good[n]
+        for n in sorted(good, key=lambda n: fed.names[n])
+        if _number(good[n].content.metric_records["metrics"], "num-examples") > 0
+    ]
+    if len(fit) < spec.min_nodes:
+        out.abort = (
+            f"{len(fit)} site(s) returned an update in round {server_round}, need {spec.min_nodes}"
+        )
+        return out
+    out.arrays, _ = strategy.aggregate_train(server_round, fit)
+    if out.arrays is None:
+        out.abort = f"aggregation failed in round {server_round}"
+        return out
+    out.train_metrics = _train_metrics(fed, good, server_round)
+    out.train_loss = _weighted((s.loss or 0.0, float(s.n)) for s in out.train_metrics)
+    fed.participated.update(m.site for m in out.train_metrics if m.n > 0)
+    return out
+
+
+def _key_round(
+    grid: Grid,
+    fed: _Federation,
+    spec: MLStudySpec,
+    keys: dict[int, bytes],
+    nodes: list[int],
+    server_round: int,
+) -> dict[str, str]:
+    """Ask `nodes` for their secure-aggregation public keys; returns who failed, and why."""
+    content = RecordDict({"config": ConfigRecord({ROUND_KEY: server_round})})
+    messages = _messages(nodes, content, secagg.KEYS_MESSAGE, server_round)
+    replies, silent = exchange(grid, messages, spec.round_timeout_s)
+    failed: dict[str, str] = {}
+    for n in nodes:
+        reply = None if n in silent else replies.get(n)
+        if reply is None or reply.has_error():
+            failed[fed.names[n]] = f"secure-aggregation key round: {_failure(reply)}"
+            continue
+        record = reply.content.config_records.get(secagg.KEY_RECORD)
+        key = record.get(secagg.PUBLIC_KEY) if record is not None else None
+        if not isinstance(key, bytes) or len(key) != 32:
+            failed[fed.names[n]] = "secure-aggregation key round: malformed public key"
+        else:
+            keys[n] = key
+    fed.dropped.update(failed)
+    return failed
+
+
+def _secure_train(
+    grid: Grid,
+    fed: _Federation,
+    spec: MLStudySpec,
+    keys: dict[int, bytes],
+    active: list[int],
+    content: RecordDict,
+    server_round: int,
+) -> _Aggregate:
+    failed = _key_round(grid, fed, spec, keys, [n for n in active if n not in keys], server_round)
+    sites = [n for n in active if n in keys and fed.names[n] not in failed]
+    template = content.array_records["arrays"]
+    length = secagg.vector_length(template)
+    config = content.config_records["config"]
+    need = max(2, spec.min_nodes)  # a sum over one site is that site's update
+    good: dict[int, Message] = {}
+    for attempt in (1, 2):
+        if len(sites) < need:
+            return _Aggregate(
+                good,
+                failed,
+                abort=f"{len(sites)} site(s) left for secure aggregation in round "
+                f"{server_round}, need {need}",
+            )
+        round_config = ConfigRecord(
+            {
+                **config,
+                secagg.NODES_KEY: sites,
+                secagg.KEYS_KEY: [keys[n] for n in sites],
+                secagg.ATTEMPT_KEY: attempt,
+            }
+        )
+        round_content = RecordDict({"arrays": template, "config": round_config})
+        # The SuperLink refuses replies after the TTL, so a late site's masked update never
+        # meets the sum of the round's second attempt (together they would reveal it).
+        messages = _messages(
+            sites, round_content, MessageType.TRAIN, server_round, ttl=spec.round_timeout_s
+        )
+        replies, silent = exchange(grid, messages, spec.round_timeout_s)
+        good, lost = _classify(fed, sites, replies, silent, train=True, secure_length=length)
+        failed.update(lost)
+        if not lost:
+            break
+        sites = sorted(good)  # masks of the lost sites do not cancel: once more without them
+    else:
+        return _Aggregate(
+            good,
+            failed,
+            abort=f"sites dropped out of both secure-aggregation attempts of round {server_round}",
+        )
+    records = [good[n].content.config_records[secagg.UPDATE_RECORD] for n in sites]
+    masked = [r[secagg.MASKED_KEY] for r in records]
+    try:
+        # malformed() checked every one is bytes of the right length
+        total = secagg.sum_masked([m for m in masked if isinstance(m, bytes)], length)
+        arrays, rows, loss, _ = secagg.decode_total(total, template)
+    except InvalidInput as exc:
+        return _Aggregate(good, failed, abort=f"round {server_round}: {exc}")
+    fed.participated.update(fed.names[n] for n in sites)
+    return _Aggregate(good, failed, arrays, loss if rows else None)
+
+
 def _exchange_round(
     grid: Grid,
     fed: _Federation,
@@ -241,60 +420,36 @@ def _exchange_round(
     active: list[int],
     content: RecordDict,
     server_round: int,
+    keys: dict[int, bytes] | None = None,
 ) -> _Outcome:
+    """One exchange; `keys` (secure aggregation) holds the sites' public keys by node."""
     final = server_round == spec.rounds + 1
     started = time.monotonic()
-    kind = MessageType.EVALUATE if final else MessageType.TRAIN
-    messages = _messages(active, content, kind, server_round)
-    replies, silent = exchange(grid, messages, spec.round_timeout_s)
-    good: dict[int, Message] = {}
-    failed: dict[str, str] = {}
-    for n in active:
-        reply = None if n in silent else replies.get(n)
-        if reply is None or reply.has_error():
-            failed[fed.names[n]] = _failure(reply)
-        elif why := malformed(reply, train=not final):
-            failed[fed.names[n]] = why
-        else:
-            good[n] = reply
-    fed.dropped.update(failed)
-    arrays, abort, train_metrics = None, "", []
-    if not final:
-        # Sorted by site so the floating-point sum does not depend on arrival order.
-        fit = [
-            good[n]
-            for n in sorted(good, key=lambda n: fed.names[n])
-            if _number(good[n].content.metric_records["metrics"], "num-examples") > 0
-        ]
-        if len(fit) < spec.min_nodes:
-            abort = (
-                f"{len(fit)} site(s) returned an update in round {server_round}, "
-                f"need {spec.min_nodes}"
-            )
-        else:
-            arrays, _ = strategy.aggregate_train(server_round, fit)
-            if arrays is None:
-                abort = f"aggregation failed in round {server_round}"
-            else:
-                train_metrics = _train_metrics(fed, good, server_round)
-                fed.participated.update(m.site for m in train_metrics if m.n > 0)
-    evals = {fed.names[n]: r.content.config_records[EVAL_RECORD] for n, r in good.items()}
+    if final:
+        messages = _messages(active, content, MessageType.EVALUATE, server_round)
+        replies, silent = exchange(grid, messages, spec.round_timeout_s)
+        agg = _Aggregate(*_classify(fed, active, replies, silent, train=False))
+    elif keys is not None:
+        agg = _secure_train(grid, fed, spec, keys, active, content, server_round)
+    else:
+        agg = _plain_train(grid, fed, spec, strategy, active, content, server_round)
+    evals = {fed.names[n]: r.content.config_records[EVAL_RECORD] for n, r in agg.good.items()}
     loss, auc_w, auc_pooled, calibration = summarise_evaluations(evals)
     record = RoundRecord(
         server_round=server_round,
         seconds=time.monotonic() - started,
         sites_asked=sorted(fed.names[n] for n in active),
-        sites_replied=sorted(fed.names[n] for n in good),
-        sites_failed=failed,
-        train_loss=_weighted((s.loss or 0.0, float(s.n)) for s in train_metrics),
+        sites_replied=sorted(fed.names[n] for n in agg.good),
+        sites_failed=agg.failed,
+        train_loss=agg.train_loss,
         eval_model_round=server_round - 1,
         eval_loss=loss,
         eval_auc_weighted=auc_w,
         eval_auc_pooled=auc_pooled,
         calibration=calibration,
-        site_metrics=train_metrics + _site_eval_metrics(evals, server_round - 1),
+        site_metrics=agg.train_metrics + _site_eval_metrics(evals, server_round - 1),
     )
-    return _Outcome(record, arrays, abort)
+    return _Outcome(record, agg.arrays, agg.abort)
 
 
 def run_training(
@@ -306,6 +461,7 @@ def run_training(
     config = ConfigRecord({SPEC_KEY: spec.to_json()})
     if spec.strategy == "fedprox":
         config[MU_KEY] = spec.training.proximal_mu
+    keys: dict[int, bytes] | None = {} if spec.secure_aggregation else None
     seconds: list[float] = []
     detail, completed = "", 0
     final: RoundRecord | None = None
@@ -322,7 +478,7 @@ def run_training(
             break
         config[ROUND_KEY] = server_round
         content = RecordDict({"arrays": arrays, "config": config})
-        outcome = _exchange_round(grid, fed, spec, strategy, active, content, server_round)
+        outcome = _exchange_round(grid, fed, spec, strategy, active, content, server_round, keys)
         seconds.append(outcome.record.seconds)
         sink.record_round(run_key, outcome.record)
         if outcome.abort:

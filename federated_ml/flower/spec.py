@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from shared_cdm.errors import InvalidInput
 
@@ -98,6 +105,8 @@ class MLStudySpec(_Strict):
     # How long the server waits for min_nodes sites to come online before the first round.
     start_timeout_s: float = Field(default=120.0, gt=0, le=86_400)
     privacy: PrivacySpec | None = None
+    # The server sees only the sum of the round's updates (see secagg.py).
+    secure_aggregation: StrictBool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> MLStudySpec:
@@ -130,6 +139,9 @@ class MLStudySpec(_Strict):
             raise ValueError("strategy fedprox needs training.proximal_mu > 0")
         if self.strategy == "fedavg" and self.training.proximal_mu > 0:
             raise ValueError("training.proximal_mu is used only by strategy fedprox")
+        if self.secure_aggregation and self.min_nodes < 2:
+            # A sum over one site is that site's update.
+            raise ValueError("secure_aggregation needs min_nodes >= 2")
         return self
 
     def to_json(self) -> str:
