@@ -86,6 +86,7 @@ def build_runner(
             settings.tls_ca_cert,
             ledger=stores.ledger(policy),
             min_cell_size=policy.min_cell_size,
+            require_secure_aggregation=policy.ml_requires_secure_aggregation,
         )
     return TaskRunner.create(stores.analysis, stores.state, policy, identity, ml=ml)
 

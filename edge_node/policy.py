@@ -81,6 +81,10 @@ release_extremes = false
 # masked by secure aggregation; false refuses every round that needs it.
 allow_secure_aggregation = true
 
+# ML studies (Flower): true refuses to join any study whose model updates are not
+# securely aggregated (the hub would see this site's own update).
+ml_requires_secure_aggregation = false
+
 # Regressions: at most this many parameters per row at this site (DataSHIELD: 1/3).
 max_parameters_ratio = 0.3333
 
@@ -143,6 +147,7 @@ class Policy:
     release_extremes: bool = False
     min_sites: int = DEFAULT_MIN_SITES
     allow_secure_aggregation: bool = True
+    ml_requires_secure_aggregation: bool = False
     max_parameters_ratio: float = DEFAULT_MAX_PARAMETERS_RATIO
     differencing_scope: DifferencingScope = "requester"
     max_repeats: int = DEFAULT_MAX_REPEATS
@@ -172,6 +177,7 @@ class _PolicyFile(BaseModel):
     analyses: dict[str, Decision] = Field(default_factory=dict)
     min_sites: int = Field(DEFAULT_MIN_SITES, ge=1, le=1000)
     allow_secure_aggregation: bool = True
+    ml_requires_secure_aggregation: bool = False
     max_parameters_ratio: float = Field(DEFAULT_MAX_PARAMETERS_RATIO, gt=0, le=1)
     differencing_scope: DifferencingScope = "requester"
     max_repeats: int = Field(DEFAULT_MAX_REPEATS, ge=1)
@@ -244,6 +250,7 @@ def describe_policy(policy: Policy) -> list[str]:
         f"min_sites = {policy.min_sites}",
         f"release_extremes = {str(policy.release_extremes).lower()}",
         f"allow_secure_aggregation = {str(policy.allow_secure_aggregation).lower()}",
+        f"ml_requires_secure_aggregation = {str(policy.ml_requires_secure_aggregation).lower()}",
         f"max_parameters_ratio = {policy.max_parameters_ratio}",
         f'differencing_scope = "{policy.differencing_scope}"',
         f"max_repeats = {policy.max_repeats}",

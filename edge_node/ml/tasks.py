@@ -43,6 +43,7 @@ from federated_ml.flower.deploy import (
 )
 from federated_ml.flower.features import needed_columns, split_site_rows
 from federated_ml.flower.privacy import CLIP_KEY, SCALE_KEY, calibrate
+from federated_ml.flower.secagg import NODE_CONFIG_KEY as SECURE_NODE_CONFIG_KEY
 from federated_ml.flower.spec import BinaryOutcome
 from federated_ml.flower.study import JOIN, MODEL, PHASE, PUBLIC_KEY, RELEASE, SUPERLINK, TRAIN
 from protocol.messages import ResultStatus, TaskAssignment, TaskResult
@@ -52,6 +53,7 @@ _LOG = logging.getLogger(__name__)
 ML_DIR = "ml"
 SNAPSHOT = "features.sqlite"
 KEY_NAME = "supernode"
+SECURE_MARK = "secure-aggregation"  # present: the joined study aggregates securely
 # Beyond the spec's own timeouts before a forgotten SuperNode is stopped.
 LIFETIME_MARGIN_S = 300.0
 # A SuperNode whose key the SuperLink refuses exits within this time.
@@ -86,10 +88,12 @@ class MlTasks:
         *,
         ledger: Ledger | None = None,
         min_cell_size: int = 1,
+        require_secure_aggregation: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ledger = ledger
         self._min_cell_size = min_cell_size
+        self._require_secure = require_secure_aggregation
         self._engine = analysis_engine
         self._registry = registry
         self._home = home
@@ -130,7 +134,16 @@ class MlTasks:
                 f"({rows.skipped.total} row(s) left out for missing or unusable values)"
             )
         self._check_cells(study, split.outcome_train)
+        if self._require_secure and not study.ml.secure_aggregation:
+            raise Refused(
+                "ML study: its model updates are not securely aggregated and this site's "
+                "policy (ml_requires_secure_aggregation) requires it, so it takes no part",
+                code="secure_aggregation_required",
+            )
         directory = self._dir(task.study_id)
+        if study.ml.secure_aggregation:  # the ClientApp then refuses any plain train message
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / SECURE_MARK).write_text("true", encoding="utf-8")
         dp = self._privacy(task, study, directory)
         self._record(task, study, dp)
         write_snapshot(directory / SNAPSHOT, rows, columns)
@@ -193,6 +206,7 @@ class MlTasks:
             "model": study.ml.model.kind,
             "inputs": len(study.ml.features),
             "dp": dict(dp) or None,
+            "secure_aggregation": study.ml.secure_aggregation,
         }
         self._ledger.record(
             Release(
@@ -215,6 +229,8 @@ class MlTasks:
         if dp_file.exists():
             dp = json.loads(dp_file.read_text(encoding="utf-8"))
             config[CLIP_KEY], config[SCALE_KEY] = float(dp[CLIP_KEY]), float(dp[SCALE_KEY])
+        if (directory / SECURE_MARK).exists():
+            config[SECURE_NODE_CONFIG_KEY] = "true"
         return config
 
     def _train(self, task: TaskAssignment, study: MlStudy) -> dict[str, Any]:

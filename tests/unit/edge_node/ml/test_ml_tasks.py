@@ -16,8 +16,8 @@ from edge_node.datasets import add_dataset
 from edge_node.ledger.service import Ledger
 from edge_node.ml.features import parse_ml_study
 from edge_node.ml.models import load_model
-from edge_node.ml.tasks import SNAPSHOT, MlTasks
-from edge_node.policy import Decision, Policy
+from edge_node.ml.tasks import SECURE_NODE_CONFIG_KEY, SNAPSHOT, MlTasks
+from edge_node.policy import Decision, Policy, parse_policy
 from edge_node.runner import TaskRunner
 from edge_node.store.models import TaskDecision
 from federated_ml.flower.features import SqliteFeatureSource, needed_columns
@@ -25,6 +25,7 @@ from federated_ml.flower.models import build_model, model_version, state_to_json
 from federated_ml.flower.privacy import CLIP_KEY, SCALE_KEY, rho_for, spent_rho
 from federated_ml.flower.study import MODEL, PHASE, PUBLIC_KEY
 from protocol.messages import ResultStatus, TaskAssignment
+from shared_cdm.errors import InvalidInput
 from tests.unit.edge_node.conftest import EdgeDbs
 
 STUDY = "study-7"
@@ -227,3 +228,45 @@ def test_a_site_with_too_few_rows_or_events_for_its_cell_size_takes_no_part(
         assert f"minimum cell size is {k}" in result.message
         assert not (home / "ml" / STUDY / SNAPSHOT).exists()
         assert not (home / "ml" / STUDY / "supernode.pub").exists()
+
+
+def secure_task(secure: bool) -> TaskAssignment:
+    t = task("join")
+    t.spec["ml"]["secure_aggregation"] = secure
+    return t
+
+
+def test_a_site_that_requires_secure_aggregation_joins_only_such_studies(
+    site: EdgeDbs, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    ml = MlTasks(
+        site.analysis, site.registry, home, home / "ca.crt", require_secure_aggregation=True
+    )
+    r = TaskRunner.create(site.analysis, site.state, Policy(5, {"flower": Decision.AUTO}), ml=ml)
+    plain = r.run(secure_task(False))
+    assert plain.status is ResultStatus.REFUSED
+    assert "ml_requires_secure_aggregation" in plain.message
+    assert not (home / "ml" / STUDY / SNAPSHOT).exists()
+    assert not (home / "ml" / STUDY / "supernode.pub").exists()
+    secure = r.run(secure_task(True))
+    assert secure.status is ResultStatus.OK, secure.message
+    # Its SuperNode's ClientApp is told to refuse any train message sent in the clear.
+    assert ml._node_config(home / "ml" / STUDY)[SECURE_NODE_CONFIG_KEY] == "true"
+
+
+def test_a_plain_study_leaves_the_client_app_free_to_train_in_the_clear(
+    site: EdgeDbs, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    r = runner(site, home, Decision.AUTO)
+    assert r.run(secure_task(False)).status is ResultStatus.OK
+    ml = MlTasks(site.analysis, site.registry, home, home / "ca.crt")
+    assert SECURE_NODE_CONFIG_KEY not in ml._node_config(home / "ml" / STUDY)
+
+
+def test_the_policy_key_is_a_strict_boolean() -> None:
+    assert parse_policy("ml_requires_secure_aggregation = true").ml_requires_secure_aggregation
+    assert not parse_policy("").ml_requires_secure_aggregation
+    with pytest.raises(InvalidInput, match="ml_requires_secure_aggregation"):
+        parse_policy('ml_requires_secure_aggregation = "yes"')
