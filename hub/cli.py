@@ -15,16 +15,19 @@ from hub.auth import add_user, list_users, parse_role
 from hub.db.session import Database, upgrade_database
 from hub.server import serve
 from hub.settings import HubSettings, load_settings
+from hub.studies.ml_page import figures_page
 from hub.studies.service import utc_now
-from shared_cdm.errors import EXIT_CODES, ErrorKind, OncoFedError
+from shared_cdm.errors import EXIT_CODES, ErrorKind, InvalidInput, OncoFedError
 
 app = typer.Typer(help="OncoFed coordinating hub.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The hub database.", no_args_is_help=True)
 users_app = typer.Typer(help="People who use the REST API.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+study_app = typer.Typer(help="Studies, as the hub's operator sees them.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(study_app, name="study")
 
 HomeOpt = Annotated[
     Path,
@@ -131,6 +134,30 @@ def audit_verify(home: HomeOpt = Path("hub-data")) -> None:
         return
     typer.echo(f"audit log broken at entry {report.first_bad_id}: {report.reason}", err=True)
     raise typer.Exit(EXIT_CODES[ErrorKind.CONFLICT])
+
+
+@study_app.command("figures")
+def study_figures(
+    study_id: Annotated[str, typer.Argument(help="The ML study's id.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    home: HomeOpt = Path("hub-data"),
+) -> None:
+    """Write an ML study's figures as one self-contained HTML page (no internet needed)."""
+    settings = _settings(home)
+
+    def body() -> None:
+        db = _database(settings)
+        try:
+            page = figures_page(db, study_id)
+        finally:
+            db.dispose()
+        try:
+            out.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {out}: {exc.strerror}", code="bad_out") from exc
+
+    _run(body)
+    typer.echo(f"figures of study {study_id} written to {out}", err=True)
 
 
 @app.command("serve")
