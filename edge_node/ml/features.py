@@ -6,7 +6,9 @@ derived fields and its cohort `where`, compiled to one SELECT. Each row is keyed
 the patient's pseudonym (the CDM's `person_source_value`, or the flat dataset's
 `id_column`), one row per pseudonym. Categorical features become one indicator per
 non-reference level and numeric features are centred and scaled as the spec says, so
-every site builds the same model inputs. Rows stay at the site: the snapshot file
+every site builds the same model inputs (a `standardise` feature is built as stored:
+its constants are pooled across the sites after the rows are built, and applied to
+the snapshot by `standardise_snapshot`). Rows stay at the site: the snapshot file
 the SuperNode's ClientApp reads lives in the edge's own state directory.
 """
 
@@ -34,7 +36,7 @@ from edge_node.datasets import load_table
 from edge_node.selection import PRIVATE_COLUMNS, DatasetSchema
 from edge_node.store.datasets import DatasetRegistry
 from federated_ml.analyses.base import StudySpec, parse_spec
-from federated_ml.flower.features import FeatureRows, outcome_columns
+from federated_ml.flower.features import FeatureRows, SqliteFeatureSource, outcome_columns
 from federated_ml.flower.spec import BinaryOutcome, MLStudySpec, input_columns, parse_ml_spec
 from shared_cdm.analysis_dataset import dataset_select
 from shared_cdm.cohort import FlatSchema, Schema, compile_derived, compile_where, parse_tree
@@ -319,3 +321,21 @@ def write_snapshot(path: Path, rows: SiteRows, columns: Sequence[str]) -> Path:
         conn.close()
     os.replace(tmp, path)
     return path
+
+
+def standardise_snapshot(
+    raw: Path, out: Path, columns: Sequence[str], constants: Mapping[str, tuple[float, float]]
+) -> Path:
+    """The snapshot `raw` with each column named in `constants` as (value - mean) / sd,
+    written to `out` (the same arithmetic as `encode_rows` with fixed scaling, so the
+    rows trained on and the rows `predict` scores are built alike). `raw` stays as the
+    join built it, so repeating this never scales twice."""
+    rows = SqliteFeatureSource(raw, SNAPSHOT_TABLE).load(columns)
+    unknown = sorted(set(constants) - set(columns))
+    if unknown:
+        raise InvalidInput(f"the snapshot has no column(s) {', '.join(unknown)} to standardise")
+    scaled = {
+        name: (values - constants[name][0]) / constants[name][1] if name in constants else values
+        for name, values in rows.columns.items()
+    }
+    return write_snapshot(out, SiteRows(rows.keys, scaled), columns)

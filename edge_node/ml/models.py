@@ -3,7 +3,9 @@
 The hub releases a study's final weights as JSON (names, shapes, numbers: no
 pickle crosses the wire) with their version, `sha256:` of the weights. The site
 recomputes the hash before it stores them and again before every use, so a
-model whose weights do not match their version is refused, never applied.
+model whose weights do not match their version is refused, never applied. A model
+trained on features standardised across the sites is stored with the pooled
+constants in its spec's `scaling`, so `predict` builds its inputs as training did.
 Predictions go to the analysis database, one row per study, model version and
 pseudonym; nothing leaves the site.
 """
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from edge_node.ml.features import MlStudy, SiteRows, parse_ml_study
+from federated_ml.flower.spec import resolve_standardisation
 from shared_cdm.errors import InvalidInput, NotFound
 
 MODEL_DIR = "ml-models"
@@ -59,6 +62,12 @@ def _verified(study_id: str, version: str, spec: Mapping[str, Any], weights: Any
     from federated_ml.flower.models import build_model, model_version, state_from_json
 
     study = parse_ml_study(spec)
+    if study.ml.standardise:
+        raise InvalidInput(
+            f"model of study {study_id} has no standardisation constants for "
+            f"{', '.join(study.ml.standardise)}; it cannot be applied",
+            code="model_without_constants",
+        )
     state = state_from_json(weights)
     actual = model_version(state)
     if actual != version:
@@ -75,16 +84,30 @@ def _verified(study_id: str, version: str, spec: Mapping[str, Any], weights: Any
 
 
 def store_model(
-    home: Path, study_id: str, version: str, spec: Mapping[str, Any], weights: Any
+    home: Path,
+    study_id: str,
+    version: str,
+    spec: Mapping[str, Any],
+    weights: Any,
+    *,
+    scaling: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Check and keep a released model; the file is written whole, then renamed."""
+    """Check and keep a released model; the file is written whole, then renamed.
+
+    `scaling`: the pooled constants (feature -> [mean, sd]) of the spec's `standardise`
+    features, which the stored spec then holds in its `scaling`."""
+    spec = {k: v for k, v in spec.items() if k != "round_params"}
+    pooled = sorted(scaling or {})
+    if scaling is not None and isinstance(spec.get("ml"), Mapping):
+        spec["ml"] = resolve_standardisation(spec["ml"], scaling)
     model = _verified(_check_study_id(study_id), version, spec, weights)
     directory = home / MODEL_DIR
     directory.mkdir(parents=True, exist_ok=True)
     document = {
         "study_id": model.study_id,
         "version": version,
-        "spec": {k: v for k, v in spec.items() if k != "round_params"},
+        "spec": spec,
+        "standardised_across_sites": pooled,
         "weights": weights,
         "stored_at": datetime.now(UTC).isoformat(),
     }

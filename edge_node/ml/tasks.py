@@ -3,15 +3,19 @@
 * `join`: build the study's rows from the analysis database (a spec that does not
   fit this site's data fails here, before any training), write them to a snapshot
   file in the edge's own folder (owner-only) for the ClientApp, make a SuperNode key
-  pair for this study and answer with its public half.
-* `train`: start this study's SuperNode (TLS to the hub's SuperLink, verified with
-  the consortium CA; node authentication with the study's key); it runs until the
-  release round or until the study's time is up, whichever comes first.
-* `release`: stop the SuperNode, delete the snapshot, and keep the released model
-  (its hash checked) for `oncofed-edge predict`.
+  pair for this study and answer with its public half; for the spec's `standardise`
+  features also n, sum and sum of squares over the training rows (never the
+  held-out ones), refused below the site's minimum cell size.
+* `train`: standardise the snapshot with the pooled constants the round carries
+  (into a second file, so a repeated round never scales twice), then start this
+  study's SuperNode (TLS to the hub's SuperLink, verified with the consortium CA;
+  node authentication with the study's key); it runs until the release round or
+  until the study's time is up, whichever comes first.
+* `release`: stop the SuperNode, delete the snapshots, and keep the released model
+  (its hash checked, the pooled constants in its spec) for `oncofed-edge predict`.
 
-What leaves the site here is the SuperNode public key; the model updates leave
-through Flower. The rows never leave.
+What leaves the site here is the SuperNode public key and those sums; the model
+updates leave through Flower. The rows never leave.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from sqlalchemy import Engine
 from edge_node.cdm import CDM_DATASET, refresh_cdm
 from edge_node.ledger.canonical import cohort_spec_hash, question_hash
 from edge_node.ledger.service import Ledger, Release
-from edge_node.ml.features import AnalysisDbFeatureSource, MlStudy, parse_ml_study, write_snapshot
+from edge_node.ml.features import (
+    AnalysisDbFeatureSource,
+    MlStudy,
+    parse_ml_study,
+    standardise_snapshot,
+    write_snapshot,
+)
 from edge_node.ml.models import store_model
 from edge_node.store.datasets import DatasetRegistry
 from federated_ml.flower.deploy import (
@@ -41,17 +51,33 @@ from federated_ml.flower.deploy import (
     node_config_arg,
     stop_process_tree,
 )
-from federated_ml.flower.features import needed_columns, split_site_rows
+from federated_ml.flower.features import (
+    SiteData,
+    needed_columns,
+    split_site_rows,
+    training_moments,
+)
 from federated_ml.flower.privacy import CLIP_KEY, SCALE_KEY, calibrate
 from federated_ml.flower.secagg import NODE_CONFIG_KEY as SECURE_NODE_CONFIG_KEY
-from federated_ml.flower.spec import BinaryOutcome
-from federated_ml.flower.study import JOIN, MODEL, PHASE, PUBLIC_KEY, RELEASE, SUPERLINK, TRAIN
+from federated_ml.flower.spec import BinaryOutcome, MLStudySpec
+from federated_ml.flower.study import (
+    JOIN,
+    MODEL,
+    MOMENTS,
+    PHASE,
+    PUBLIC_KEY,
+    RELEASE,
+    SCALING,
+    SUPERLINK,
+    TRAIN,
+)
 from protocol.messages import ResultStatus, TaskAssignment, TaskResult
 from shared_cdm.errors import InvalidInput, NotFound, Refused
 
 _LOG = logging.getLogger(__name__)
 ML_DIR = "ml"
 SNAPSHOT = "features.sqlite"
+STANDARDISED = "features-standardised.sqlite"  # the snapshot scaled by pooled constants
 KEY_NAME = "supernode"
 SECURE_MARK = "secure-aggregation"  # present: the joined study aggregates securely
 # Beyond the spec's own timeouts before a forgotten SuperNode is stopped.
@@ -134,6 +160,7 @@ class MlTasks:
                 f"({rows.skipped.total} row(s) left out for missing or unusable values)"
             )
         self._check_cells(study, split.outcome_train)
+        sums = standardisation_sums(study.ml, split, self._min_cell_size)
         if self._require_secure and not study.ml.secure_aggregation:
             raise Refused(
                 "ML study: its model updates are not securely aggregated and this site's "
@@ -145,8 +172,9 @@ class MlTasks:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / SECURE_MARK).write_text("true", encoding="utf-8")
         dp = self._privacy(task, study, directory)
-        self._record(task, study, dp)
+        self._record(task, study, dp, sums)
         write_snapshot(directory / SNAPSHOT, rows, columns)
+        (directory / STANDARDISED).unlink(missing_ok=True)  # made again from these rows
         public = directory / f"{KEY_NAME}.pub"
         if not public.exists():  # a repeated join (after a restart) answers with the same key
             make_node_keys(directory, KEY_NAME)
@@ -156,7 +184,10 @@ class MlTasks:
             len(rows.keys),
             rows.skipped.total,
         )
-        return {PUBLIC_KEY: public.read_text(encoding="utf-8").strip()}
+        answer: dict[str, Any] = {PUBLIC_KEY: public.read_text(encoding="utf-8").strip()}
+        if sums:
+            answer[MOMENTS] = sums
+        return answer
 
     def _check_cells(self, study: MlStudy, outcome: Mapping[str, Any]) -> None:
         """Model updates from fewer rows, or fewer events or non-events, than the
@@ -191,7 +222,13 @@ class MlTasks:
         (directory / "dp.json").write_text(json.dumps(dp), encoding="utf-8")
         return dp
 
-    def _record(self, task: TaskAssignment, study: MlStudy, dp: Mapping[str, Any]) -> None:
+    def _record(
+        self,
+        task: TaskAssignment,
+        study: MlStudy,
+        dp: Mapping[str, Any],
+        sums: Mapping[str, Any],
+    ) -> None:
         """The disclosure ledger's entry: what will leave (model updates, rounds), epsilon."""
         if self._ledger is None:
             return
@@ -207,6 +244,7 @@ class MlTasks:
             "inputs": len(study.ml.features),
             "dp": dict(dp) or None,
             "secure_aggregation": study.ml.secure_aggregation,
+            "standardisation_sums": dict(sums) or None,
         }
         self._ledger.record(
             Release(
@@ -224,7 +262,9 @@ class MlTasks:
         )
 
     def _node_config(self, directory: Path) -> dict[str, str | int | float]:
-        config: dict[str, str | int | float] = {"feature-db": str(directory / SNAPSHOT)}
+        scaled = directory / STANDARDISED
+        rows = scaled if scaled.exists() else directory / SNAPSHOT
+        config: dict[str, str | int | float] = {"feature-db": str(rows)}
         dp_file = directory / "dp.json"
         if dp_file.exists():
             dp = json.loads(dp_file.read_text(encoding="utf-8"))
@@ -244,6 +284,7 @@ class MlTasks:
         current = self.running.get(task.study_id)
         if current is not None and current.popen.poll() is None:
             return {"supernode": "running"}
+        self._standardise(study.ml, params, directory)
         log_path = directory / "supernode.log"
         argv = [
             str(_bin("flower-supernode")),
@@ -282,16 +323,42 @@ class MlTasks:
             "in the edge's ml folder"
         )
 
+    def _standardise(self, ml: MLStudySpec, params: Mapping[str, Any], directory: Path) -> None:
+        """The rows the ClientApp trains on: the join's snapshot with the pooled constants."""
+        if not ml.standardise:
+            return
+        constants = params.get(SCALING)
+        if not isinstance(constants, Mapping):
+            raise InvalidInput(
+                "the train round carries no standardisation constants for "
+                + ", ".join(ml.standardise)
+            )
+        scaling = ml.with_standardisation(constants).scaling
+        standardise_snapshot(
+            directory / SNAPSHOT,
+            directory / STANDARDISED,
+            needed_columns(ml),
+            {name: scaling[name] for name in ml.standardise},
+        )
+
     def _release(self, task: TaskAssignment) -> dict[str, Any]:
         self.stop(task.study_id)
         directory = self._dir(task.study_id)
-        (directory / SNAPSHOT).unlink(missing_ok=True)  # training is over: the copy goes
+        for name in (SNAPSHOT, STANDARDISED):  # training is over: the copies go
+            (directory / name).unlink(missing_ok=True)
         params = task.spec.get("round_params") or {}
         model = params.get(MODEL)
         if not isinstance(model, dict):
             return {"model_stored": False}
         spec = {k: v for k, v in task.spec.items() if k != "round_params"}
-        store_model(self._home, task.study_id, str(model["version"]), spec, model["weights"])
+        store_model(
+            self._home,
+            task.study_id,
+            str(model["version"]),
+            spec,
+            model["weights"],
+            scaling=params.get(SCALING),
+        )
         return {"model_stored": True, "model_version": str(model["version"])}
 
     def stop(self, study_id: str) -> None:
@@ -315,6 +382,24 @@ class MlTasks:
     def close(self) -> None:
         for study_id in list(self.running):
             self.stop(study_id)
+
+
+def standardisation_sums(
+    ml: MLStudySpec, split: SiteData, min_cell_size: int
+) -> dict[str, dict[str, float | int]]:
+    """What the site sends for federated standardisation: per feature n, sum and sum of
+    squares of its training rows. Sums over fewer rows than the site's minimum cell
+    size say too much about the few: the site takes no part."""
+    sums = training_moments(ml, split)
+    few = {name: int(m["n"]) for name, m in sums.items() if m["n"] < min_cell_size}
+    if few:
+        raise Refused(
+            f"ML study: standardising {', '.join(sorted(few))} would release sums over "
+            f"{min(few.values())} training row(s); this site's minimum cell size is "
+            f"{min_cell_size}, so it takes no part",
+            code="too_few_rows",
+        )
+    return sums
 
 
 def _bin(name: str) -> Path:

@@ -9,6 +9,7 @@ column are skipped and counted, never fatal.
 from __future__ import annotations
 
 import hashlib
+import math
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -159,3 +160,77 @@ def split_site_rows(spec: MLStudySpec, rows: FeatureRows) -> SiteData:
         outcome_held_out={c: rows.columns[c][mask] for c in outcome_cols},
         skipped=rows.skipped,
     )
+
+
+# --- federated standardisation (spec `standardise`) ---
+
+MOMENT_KEYS = ("n", "sum", "sum_sq")
+# A pooled variance this small relative to the mean's square is rounding, not spread.
+_ZERO_VARIANCE = 1e-12
+
+
+def training_moments(spec: MLStudySpec, data: SiteData) -> dict[str, dict[str, float | int]]:
+    """n, sum and sum of squares of each `standardise` feature over the site's training
+    rows only: the held-out rows judge the model and must not shape its inputs."""
+    columns = input_columns(spec)
+    out: dict[str, dict[str, float | int]] = {}
+    for name in spec.standardise:
+        x = data.x_train[:, columns.index(name)]
+        out[name] = {"n": int(x.size), "sum": float(x.sum()), "sum_sq": float(np.square(x).sum())}
+    return out
+
+
+@dataclass(frozen=True)
+class Standardisation:
+    """A feature's pooled constants: the model's input is (value - mean) / sd."""
+
+    n: int
+    mean: float
+    sd: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"n": self.n, "mean": self.mean, "sd": self.sd}
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _site_moments(site: str, name: str, raw: object) -> tuple[int, float, float]:
+    entry = raw.get(name) if isinstance(raw, Mapping) else None
+    if not isinstance(entry, Mapping):
+        raise InvalidInput(f"site {site} sent no standardisation sums for {name}")
+    n, total, squares = entry.get("n"), _finite(entry.get("sum")), _finite(entry.get("sum_sq"))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InvalidInput(f"site {site} sent malformed standardisation sums for {name}")
+    if total is None or squares is None or squares < 0:
+        raise InvalidInput(f"site {site} sent malformed standardisation sums for {name}")
+    return n, total, squares
+
+
+def pool_moments(spec: MLStudySpec, per_site: Mapping[str, object]) -> dict[str, Standardisation]:
+    """Pooled mean and SD (n - 1) of each `standardise` feature from every site's sums:
+    exactly what the concatenated training rows would give."""
+    out: dict[str, Standardisation] = {}
+    for name in spec.standardise:
+        sums = [_site_moments(site, name, raw) for site, raw in sorted(per_site.items())]
+        n = sum(s[0] for s in sums)
+        total = math.fsum(s[1] for s in sums)
+        squares = math.fsum(s[2] for s in sums)
+        if n < 2:
+            raise InvalidInput(
+                f"cannot standardise {name}: {n} training row(s) across the sites, "
+                "an SD needs at least 2"
+            )
+        mean = total / n
+        variance = (squares - total * mean) / (n - 1)
+        if not math.isfinite(variance) or variance <= _ZERO_VARIANCE * max(1.0, mean * mean):
+            raise InvalidInput(
+                f"cannot standardise {name}: it has the same value ({mean:.6g}) in every "
+                "training row across the sites (SD 0); drop it from the features or "
+                "give it fixed constants in scaling"
+            )
+        out[name] = Standardisation(n, mean, math.sqrt(variance))
+    return out

@@ -9,6 +9,8 @@ every problem and reports them together, each with the path of the field.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -96,6 +98,9 @@ class MLStudySpec(_Strict):
     categorical: dict[Column, tuple[Level, ...]] = Field(default_factory=dict)
     # Numeric features as (value - center) / scale; the same constants at every site.
     scaling: dict[Column, tuple[float, Annotated[float, Field(gt=0)]]] = Field(default_factory=dict)
+    # Numeric features standardised with constants computed across the sites at join
+    # (pooled mean and SD of their training rows); the hub then fills them into `scaling`.
+    standardise: tuple[Column, ...] = ()
     outcome: Annotated[BinaryOutcome | SurvivalOutcome, Field(discriminator="kind")]
     training: TrainingSpec = TrainingSpec()
     strategy: Literal["fedavg", "fedprox"] = "fedavg"
@@ -119,13 +124,32 @@ class MLStudySpec(_Strict):
         )
         if outcome_columns & set(self.features):
             raise ValueError("an outcome column is also listed as a feature")
-        for what, names in (("categorical", self.categorical), ("scaling", self.scaling)):
+        named = (
+            ("categorical", self.categorical),
+            ("scaling", self.scaling),
+            ("standardise", self.standardise),
+        )
+        for what, names in named:
             stray = sorted(set(names) - set(self.features))
             if stray:
                 raise ValueError(f"{what} names {', '.join(stray)}, which are not features")
         both = sorted(set(self.categorical) & set(self.scaling))
         if both:
             raise ValueError(f"{', '.join(both)} cannot be both categorical and scaled")
+        if len(set(self.standardise)) != len(self.standardise):
+            raise ValueError("standardise lists a feature more than once")
+        categorical = sorted(set(self.categorical) & set(self.standardise))
+        if categorical:
+            raise ValueError(
+                f"standardise names {', '.join(categorical)}, which is categorical; "
+                "only numeric features are standardised"
+            )
+        fixed = sorted(set(self.scaling) & set(self.standardise))
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} has fixed constants in scaling and is also in "
+                "standardise; name it in one of them"
+            )
         for name, levels in self.categorical.items():
             if len(levels) < 2 or len(set(levels)) != len(levels):
                 raise ValueError(f"categorical {name} needs at least two distinct levels")
@@ -146,6 +170,45 @@ class MLStudySpec(_Strict):
 
     def to_json(self) -> str:
         return self.model_dump_json()
+
+    def with_standardisation(self, constants: Mapping[str, Any]) -> MLStudySpec:
+        """This spec with the pooled constants (feature -> [mean, sd]) of its `standardise`
+        features moved into `scaling`: what the model is trained and applied with."""
+        return parse_ml_spec(resolve_standardisation(self.model_dump(mode="json"), constants))
+
+
+def resolve_standardisation(raw: Mapping[str, Any], constants: Mapping[str, Any]) -> dict[str, Any]:
+    """An `ml` block (as decoded JSON) with the pooled constants of its `standardise`
+    features moved into `scaling`; each must be [mean, sd] with sd > 0."""
+    wanted = raw.get("standardise") or []
+    if not isinstance(wanted, list | tuple):
+        raise InvalidInput("invalid ML study spec: standardise: must be a list of features")
+    problems = []
+    missing = sorted(str(n) for n in wanted if n not in constants)
+    if missing:
+        problems.append(f"none for {', '.join(missing)}")
+    extra = sorted(str(n) for n in constants if n not in wanted)
+    if extra:
+        problems.append(f"{', '.join(extra)} not in standardise")
+    if problems:
+        raise InvalidInput(
+            "the standardisation constants do not fit the spec: " + "; ".join(problems)
+        )
+    scaling = dict(raw.get("scaling") or {})
+    for name in wanted:
+        value = constants[name]
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not all(math.isfinite(float(v)) for v in value)
+            or float(value[1]) <= 0
+        ):
+            raise InvalidInput(
+                f"the standardisation constants of {name} are not [mean, sd > 0]: {value!r}"
+            )
+        scaling[name] = [float(value[0]), float(value[1])]
+    return {**raw, "scaling": scaling, "standardise": []}
 
 
 def input_columns(spec: MLStudySpec) -> list[str]:

@@ -7,13 +7,16 @@ study:
 
 1. `join`: the site checks its policy, builds its training rows (failing early when
    the spec does not fit its data) and answers with the public key of a SuperNode
-   key pair made for this study. The hub registers the keys with its SuperLink and
-   submits the Flower run.
-2. `train`: the site starts its SuperNode, which takes part in the run. The hub
+   key pair made for this study, and, for the spec's `standardise` features, n, sum
+   and sum of squares over its training rows. The hub pools those into each
+   feature's mean and SD, registers the keys with its SuperLink and submits the
+   Flower run.
+2. `train`: the site standardises its rows with the pooled constants (sent with the
+   round) and starts its SuperNode, which takes part in the run. The hub
    holds the study in this round until the ServerApp's result is in, then adds it
    to the study's state (`RESULT_STATE`).
 3. `release`: the site stops its SuperNode and keeps the released model (its hash
-   checked) for `oncofed-edge predict`.
+   checked) for `oncofed-edge predict`, with the pooled constants in its spec.
 
 This module is pure (no torch, no Flower): the hub's rounds call `step()`.
 """
@@ -26,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from federated_ml.analyses.base import Finished, NextRound, SitePayloads, StudySpec
+from federated_ml.flower.features import Standardisation, pool_moments
 from federated_ml.flower.spec import MLStudySpec, parse_ml_spec
 from shared_cdm.errors import InvalidInput
 
@@ -37,6 +41,9 @@ SUPERLINK = "superlink"  # train params: the address SuperNodes dial
 RUN_ID = "flower_run_id"
 RESULT_STATE = "flower"  # what the hub adds to the state once the run ended
 MODEL = "model"  # release params: {"version", "weights"} or absent when no model
+MOMENTS = "standardisation_sums"  # a join answer: feature -> {n, sum, sum_sq}
+SCALING = "scaling"  # train and release params: feature -> [mean, sd], pooled
+STANDARDISATION = "standardisation"  # state and result: feature -> {n, mean, sd}
 
 
 def ml_spec_of(spec: StudySpec) -> MLStudySpec:
@@ -47,6 +54,19 @@ def ml_spec_of(spec: StudySpec) -> MLStudySpec:
         return parse_ml_spec(raw)
     except InvalidInput as exc:
         raise InvalidInput(f"ml: {exc.message}") from None
+
+
+def pooled_standardisation(
+    ml: MLStudySpec, payloads: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Standardisation]:
+    """The `standardise` features' mean and SD over every joined site's training rows."""
+    if not ml.standardise:
+        return {}
+    return pool_moments(ml, {site: p.get(MOMENTS) for site, p in payloads.items()})
+
+
+def scaling_params(pooled: Mapping[str, Standardisation]) -> dict[str, list[float]]:
+    return {name: [s.mean, s.sd] for name, s in pooled.items()}
 
 
 class FlowerAnalysis:
@@ -86,13 +106,18 @@ class FlowerAnalysis:
                 raise InvalidInput(
                     f"{len(keys)} site(s) joined, the study needs ml.min_nodes = {ml.min_nodes}"
                 )
+            pooled = pooled_standardisation(ml, payloads)
             run = state.get(RESULT_STATE) or {}
             if run.get("error"):
                 raise InvalidInput(str(run["error"]))
             if not run.get(SUPERLINK):
                 raise InvalidInput("the hub has no Flower SuperLink for this study")
             train = {PHASE: TRAIN, SUPERLINK: run[SUPERLINK], RUN_ID: run.get(RUN_ID)}
-            return NextRound(params=train, state={**state, PHASE: TRAIN, "keys": keys})
+            next_state = {**state, PHASE: TRAIN, "keys": keys}
+            if pooled:
+                train[SCALING] = scaling_params(pooled)
+                next_state[STANDARDISATION] = {n: s.as_dict() for n, s in pooled.items()}
+            return NextRound(params=train, state=next_state)
         if phase == TRAIN:
             run = state.get(RESULT_STATE) or {}
             result = run.get("result")
@@ -101,6 +126,11 @@ class FlowerAnalysis:
             params: dict[str, Any] = {PHASE: RELEASE}
             if run.get("weights") and result.get("model_version"):
                 params[MODEL] = {"version": result["model_version"], "weights": run["weights"]}
+                # The constants are part of the model: predict applies them too.
+                if state.get(STANDARDISATION):
+                    params[SCALING] = {
+                        n: [s["mean"], s["sd"]] for n, s in state[STANDARDISATION].items()
+                    }
             return NextRound(params=params, state={**state, PHASE: RELEASE})
         if phase == RELEASE:
             run = state.get(RESULT_STATE) or {}
@@ -118,6 +148,7 @@ class FlowerAnalysis:
                 "final_auc_pooled": result.get("final_auc_pooled"),
                 "final_auc_weighted": result.get("final_auc_weighted"),
                 "seconds_per_round": result.get("seconds_per_round", []),
+                "standardisation": dict(state.get(STANDARDISATION) or {}),
                 "rounds": run.get("rounds", []),
                 "figures": run.get("figures", {}),
             }

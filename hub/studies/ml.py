@@ -5,7 +5,10 @@ the ordinary rounds; this module does what a pure `step()` cannot:
 
 * after the `join` round it registers the joining sites' SuperNode keys with the
   SuperLink and submits the Flower run (outside any database transaction: the
-  `flwr` commands take seconds), then lets the study advance to `train`;
+  `flwr` commands take seconds), then lets the study advance to `train`; a study
+  that standardises features across sites runs with the pooled constants in its
+  spec (the model file records them), and one whose constants cannot be pooled is
+  never submitted;
 * while the study is in `train` it holds the study until the ServerApp's result
   file exists (or the run's time is up), then stores the run and every round's
   metrics in the hub's database (`ml_runs`, `ml_rounds`), adds the result, the
@@ -23,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ from federated_ml.flower.study import (
     SUPERLINK,
     TRAIN,
     ml_spec_of,
+    pooled_standardisation,
+    scaling_params,
 )
 from hub.db.models import MlRound, MlRun, Study, StudyStatus, TaskStatus
 from hub.db.session import Database
@@ -100,6 +105,7 @@ class _Due:
     phase: str
     joined: dict[str, str]  # site -> SuperNode public key (join)
     spec: dict[str, Any]
+    payloads: dict[str, dict[str, Any]] = field(default_factory=dict)  # the OK answers
 
 
 def figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,12 +257,14 @@ class FlowerCoordinator:
                 tasks = repository.tasks_of_round(session, study.id, study.current_round)
                 if not tasks or any(not TaskStatus(t.status).terminal for t in tasks):
                     continue
-                joined = {
-                    t.node_name: str((t.payload or {}).get(PUBLIC_KEY, ""))
+                payloads = {
+                    t.node_name: dict(t.payload or {})
                     for t in tasks
                     if t.status == TaskStatus.OK.value
                 }
-                out.append(_Due(study.id, str(_state(study).get(PHASE)), joined, dict(study.spec)))
+                joined = {site: str(p.get(PUBLIC_KEY, "")) for site, p in payloads.items()}
+                phase = str(_state(study).get(PHASE))
+                out.append(_Due(study.id, phase, joined, dict(study.spec), payloads))
         return out
 
     def _start_run(self, due: _Due, advance: Advance) -> int:
@@ -272,6 +280,8 @@ class FlowerCoordinator:
             run = {"error": f"{len(keys)} site(s) joined, ml.min_nodes is {ml.min_nodes}"}
         else:
             try:
+                # Constants that cannot be pooled fail the study in step(); no run for it.
+                pooled_standardisation(ml, due.payloads)
                 deployment = self._require()
                 run = self._submit(deployment, due, keys, node_ids)
                 self._submitted[due.study_id] = (run, node_ids)
@@ -310,6 +320,9 @@ class FlowerCoordinator:
         from federated_ml.flower.app_bundle import write_app_bundle
 
         ml = ml_spec_of(parse_spec(due.spec))
+        pooled = pooled_standardisation(ml, due.payloads)
+        if pooled:  # trained with these constants; the saved model's spec names them
+            ml = ml.with_standardisation(scaling_params(pooled))
         base = self._study_dir(due.study_id)
         paths = {}
         for site, key in sorted(keys.items()):

@@ -6,7 +6,9 @@ The study is submitted over REST like any other. The two approving sites join
 hub registers their SuperNode keys and submits the Flower run, their SuperNodes
 train two rounds, the hub stores every round's metrics in its database and
 releases the model, and the sites stop their SuperNodes and keep the model, which
-`oncofed-edge predict` then applies to the site's current patients.
+`oncofed-edge predict` then applies to the site's current patients. CRP is
+standardised across the sites: its constants are pooled from the two sites' sums
+at join and travel with the model.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from federated_ml.flower.features import held_out_mask
 from ops.federation import LocalFederation
 from ops.local_federation import hub_settings_for_local_run
 
@@ -60,6 +63,13 @@ def site_table(seed: int, n: int, age_shift: float) -> pd.DataFrame:
     return frame
 
 
+def training_crp(frame: pd.DataFrame) -> np.ndarray:
+    """A site's CRP values the model trains on: its cohort less the held-out rows."""
+    cohort = frame[(frame["age"] >= 40) & frame["crp"].notna()]
+    held_out = held_out_mask(list(cohort["pseudonym"]), 0.25, 3)
+    return cohort["crp"].to_numpy()[~held_out]
+
+
 def ml_study() -> dict[str, Any]:
     return {
         "analysis": "flower",
@@ -70,7 +80,8 @@ def ml_study() -> dict[str, Any]:
             "model": {"kind": "logistic"},
             "features": ["age", "stage", "crp"],
             "categorical": {"stage": STAGES},
-            "scaling": {"age": [65, 10], "crp": [16, 10]},
+            "scaling": {"age": [65, 10]},
+            "standardise": ["crp"],
             "outcome": {"kind": "binary", "column": "died_5y"},
             "training": {"lr": 0.1, "local_epochs": 4, "batch_size": 32, "seed": 3},
             "strategy": "fedavg",
@@ -134,6 +145,12 @@ def test_ml_study_through_hub_and_edges_then_predict(tmp_path: Path) -> None:
         # Training moves the model: the held-out loss falls from the initial weights.
         assert rounds[-1]["eval_loss"] < rounds[0]["eval_loss"]
         assert result["final_auc_pooled"] > 0.7
+        # CRP's constants: the mean and SD of the approving sites' training rows.
+        crp = np.concatenate([training_crp(tables[s]) for s in ("site-a", "site-b")])
+        pooled = result["standardisation"]["crp"]
+        assert pooled["n"] == crp.size
+        assert pooled["mean"] == pytest.approx(crp.mean(), rel=1e-9)
+        assert pooled["sd"] == pytest.approx(crp.std(ddof=1), rel=1e-9)
         figures = result["figures"]
         assert {"loss", "auc", "calibration"} <= set(figures)
         assert figures["auc"]["data"][0]["y"][-1] == pytest.approx(result["final_auc_pooled"])
@@ -157,6 +174,12 @@ def test_ml_study_through_hub_and_edges_then_predict(tmp_path: Path) -> None:
             assert (folder / "supernode.log").exists()
             assert not (folder / "features.sqlite").exists()
         assert not (fed.layout.edge_home("site-c") / "ml").exists()
+
+        # The released model carries the constants; predict applies them.
+        for site in ("site-a", "site-b"):
+            model_file = fed.layout.edge_home(site) / "ml-models" / f"{study['id']}.json"
+            kept = json.loads(model_file.read_text(encoding="utf-8"))["spec"]["ml"]
+            assert kept["scaling"] == {"age": [65, 10], "crp": [pooled["mean"], pooled["sd"]]}
 
         # Apply back: site A scores its current cohort with the released model.
         out = fed.edge_command("site-a", "predict", study["id"], "--json")
