@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from edge_node.policy import parse_policy
 from ops import ca, testbed, vpn
 from ops.demo import DEFAULT_PATIENTS as DEMO_DEFAULT_PATIENTS
 from ops.demo import DEFAULT_SEED as DEMO_DEFAULT_SEED
@@ -27,7 +28,7 @@ from ops.local_federation import (
 )
 from ops.processes import Terminated, sigterm_raises
 from ops.synth.report import print_summary
-from shared_cdm.errors import EXIT_CODES, InvalidInput, OncoFedError
+from shared_cdm.errors import EXIT_CODES, Conflict, InvalidInput, NotFound, OncoFedError
 
 T = TypeVar("T")
 EXIT_INTERRUPTED = 130
@@ -304,10 +305,30 @@ def testbed_up(
         bool, typer.Option(help="Only namespaces and tunnels; no hub or edges.")
     ] = False,
     patients: Annotated[int, typer.Option(help="Patients per synthetic hospital.")] = 40,
+    flower: Annotated[
+        bool,
+        typer.Option(help="A Flower SuperLink beside the hub, on its tunnel address (ML studies)."),
+    ] = False,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="A policy.toml every edge starts with (default: the edge's own)."),
+    ] = None,
 ) -> None:
     progress = Console(stderr=True, log_path=False)
-    options = testbed.TestbedOptions(sites=sites, services=not network_only, patients=patients)
-    bed = _guarded(lambda: testbed.up(directory, options, progress.log))
+
+    def act() -> tuple[testbed.TestbedOptions, testbed.Testbed]:
+        if network_only and (flower or policy is not None):
+            raise InvalidInput("--flower and --policy need the services; drop --network-only")
+        options = testbed.TestbedOptions(
+            sites=sites,
+            services=not network_only,
+            patients=patients,
+            flower=flower,
+            policy=None if policy is None else _read_policy(policy),
+        )
+        return options, testbed.up(directory, options, progress.log)
+
+    options, bed = _guarded(act)
     for host in bed.state.hosts.values():
         tunnel = host.tunnel_address or "-"
         typer.echo(
@@ -315,7 +336,24 @@ def testbed_up(
         )
     if options.services:
         typer.echo(f"hub gRPC (tunnel only): {bed.hub_grpc}")
+    if options.flower:
+        typer.echo(f"hub Flower SuperLink (tunnel only): {bed.hub_flower}")
     typer.echo(f"tear down: oncofed-ops testbed down --dir {directory}")
+
+
+def _read_policy(path: Path) -> str:
+    """The text of a site policy file, checked before anything is built (a bad file
+    would otherwise fail each edge's `init` after minutes of set-up)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"policy file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"policy file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidInput(f"policy file {path} cannot be read: {exc.strerror}") from None
+    parse_policy(text, f"policy file {path}")
+    return text
 
 
 @testbed_app.command("down", help="Remove everything `testbed up` made in DIR.")
@@ -348,13 +386,28 @@ def testbed_link(
     typer.echo(f"{host}: link {state}")
 
 
+def _service(bed: testbed.Testbed, name: str) -> str:
+    """NAME, checked against the services the testbed runs."""
+    if not bed.state.services:
+        raise Conflict("this testbed runs no services (it was made with --network-only)")
+    services = [testbed.HUB_NAME, *(f"edge-{s}" for s in bed.state.sites)]
+    if name not in services:
+        raise InvalidInput(f"no service {name!r}; the testbed runs {', '.join(services)}")
+    return name
+
+
 @testbed_app.command("kill", help="SIGKILL a service: hub or edge-hospital-N.")
 def testbed_kill(
     name: Annotated[str, typer.Argument(help="hub or edge-hospital-N.")],
     directory: Annotated[Path, typer.Option("--dir", help="The testbed's folder.")],
 ) -> None:
-    _guarded(lambda: testbed.open_testbed(directory).kill(name))
-    typer.echo(f"{name} killed")
+    def act() -> bool:
+        bed = testbed.open_testbed(directory)
+        was_running = bed.running(_service(bed, name))
+        bed.kill(name)
+        return was_running
+
+    typer.echo(f"{name} killed" if _guarded(act) else f"{name} was not running")
 
 
 @testbed_app.command("start", help="Start a killed service again: hub or edge-hospital-N.")
@@ -362,7 +415,14 @@ def testbed_start(
     name: Annotated[str, typer.Argument(help="hub or edge-hospital-N.")],
     directory: Annotated[Path, typer.Option("--dir", help="The testbed's folder.")],
 ) -> None:
-    record = _guarded(lambda: testbed.start_service(testbed.open_testbed(directory), name))
+    def act() -> testbed.ProcessRecord:
+        bed = testbed.open_testbed(directory)
+        # A second copy would share the first one's home, certificate and ports.
+        if bed.running(_service(bed, name)):
+            raise Conflict(f"{name} is already running (pid {bed.process(name).pid})")
+        return testbed.start_service(bed, name)
+
+    record = _guarded(act)
     typer.echo(f"{name} running (pid {record.pid})")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import math
 import os
 import re
@@ -32,6 +33,7 @@ from ops.federation import LocalFederation, edge_ready
 from ops.local_federation import hub_settings_for_local_run
 from ops.processes import ProcessGroup, child_env, python_module
 from ops.vpn import load_plan
+from shared_cdm.errors import EXIT_CODES, ErrorKind
 
 pytestmark = pytest.mark.slow
 
@@ -421,3 +423,70 @@ def test_ml_study_trains_over_the_tunnels(services_bed: tb.Testbed, tmp_path: Pa
     # Refused at activation, having come from the hospital's tunnel address.
     site_address = re.escape(str(bed.state.hosts[site].tunnel_address))
     assert re.search(rf'{site_address}:\d+ - "POST /v1/fleet/activate-node \S+" 412', refusal)
+
+
+# --- a service killed and started from the command line ---
+# Last in the module: the edge it restarts is one the tests above share.
+
+
+def _cli(bed: tb.Testbed, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "ops.cli", "testbed", *args, "--dir", str(bed.root)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _last_seen(bed: tb.Testbed) -> dict[str, dt.datetime]:
+    return {
+        str(n["name"]): dt.datetime.fromisoformat(str(n["last_seen"]))
+        for n in bed.on_hub(lambda hub: hub.nodes())
+    }
+
+
+def test_cli_kills_an_edge_and_starts_it_again(services_bed: tb.Testbed) -> None:
+    bed = services_bed
+    site, other = sorted(bed.state.sites)
+    name = f"edge-{site}"
+    before = bed.process(name)
+    assert bed.running(name)
+
+    # Bad input: one clear line and an exit code; nothing is touched.
+    unknown = _cli(bed, "kill", "nosuchservice")
+    assert unknown.returncode == EXIT_CODES[ErrorKind.INVALID], unknown.stderr
+    assert unknown.stderr.strip() == (
+        "oncofed-ops: error: no service 'nosuchservice'; the testbed runs hub, "
+        "edge-hospital-1, edge-hospital-2"
+    )
+
+    try:
+        killed = _cli(bed, "kill", name)
+        assert killed.returncode == 0, killed.stderr
+        assert killed.stdout.strip() == f"{name} killed"
+        assert not bed.running(name)
+        # The hub hears no more from the site (a running edge's task poll, every
+        # POLL_INTERVAL_S, refreshes its last_seen) while the other site goes on calling.
+        # (Its "offline" status would take node_offline_after_s, a minute.)
+        seen = _last_seen(bed)
+        time.sleep(5 * tb.POLL_INTERVAL_S)
+        later = _last_seen(bed)
+        assert later[site] == seen[site]
+        assert later[other] > seen[other]
+
+        started_at = dt.datetime.now(dt.UTC)
+        started = _cli(bed, "start", name)
+        assert started.returncode == 0, started.stderr
+    finally:
+        # The CLI recorded its process in testbed.json; this process's copy learns it, and
+        # the shared testbed gets its edge back whatever failed above.
+        bed.state.processes = tb.TestbedState.load(bed.root).processes
+        if not bed.running(name):
+            bed.start_edge(site)
+    record = bed.process(name)
+    assert record.pid != before.pid
+    assert started.stdout.strip() == f"{name} running (pid {record.pid})"
+    assert bed.running(name)
+    bed.wait_for_contact([site], since=started_at, timeout=60.0)
+    nodes = {str(n["name"]): n for n in bed.on_hub(lambda hub: hub.nodes())}
+    assert nodes[site]["status"] == "online"
+    # The restarted edge serves studies again, over its tunnel.
+    study = bed.run_study(COUNT_STUDY, [site, other], timeout=STUDY_TIMEOUT)
+    assert study["status"] == "completed", study
+    assert study["result"]["result"]["by_site"][site] == _cohort_size(bed, site)
