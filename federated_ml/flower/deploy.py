@@ -188,6 +188,25 @@ def _signal_flower_pid(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
+def stale_flower_processes(workdir: Path) -> list[int]:
+    """Flower processes an earlier owner of `workdir` left running (a hub killed
+    without stopping its SuperLink, whose processes sit in sessions of their own):
+    those whose working directory lies inside it."""
+    root = workdir.resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if (b"flwr" in cmdline or b"flower" in cmdline) and cwd.is_relative_to(root):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 class FlowerDeployment:
     """A SuperLink and its SuperNodes, started and stopped as one unit."""
 
@@ -267,7 +286,27 @@ class FlowerDeployment:
 
     # --- SuperLink -----------------------------------------------------------
 
+    def _take_over_port(self, timeout: float = 10.0) -> None:
+        """End what an earlier owner of this folder left, then make sure the port is
+        free: a port check answered by someone else's listener would hide that our
+        SuperLink failed to bind."""
+        for pid in stale_flower_processes(self.workdir):
+            _signal_flower_pid(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex((self._probe_host, self.port)) != 0:
+                    return
+            if time.monotonic() >= deadline:
+                raise DeploymentError(
+                    f"{self.address} is already in use by another program; "
+                    "the SuperLink cannot listen there (choose another flower_port)"
+                )
+            time.sleep(0.2)
+
     def start_superlink(self, timeout: float = 60.0) -> ManagedProcess:
+        self._take_over_port()
         argv = [
             str(_bin_dir() / "flower-superlink"),
             "--ssl-ca-certfile", str(self.tls.ca_cert),
