@@ -162,14 +162,14 @@ _NUM_SHAPE_NEED = re.compile(r"\d\.\d{1,2}\.\d|\d-\d|\d/[12]\d{3}")
 # (each found from its literal part, "day" or the colon, then checked backwards: a
 # scan that starts with a literal is several times faster than one with a word list)
 _WEEKDAY_DAY = re.compile(
-    r"(?i:day),?[ \t]+(?:the[ \t]+)?(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
+    r"[Dd][Aa][Yy],?[ \t]+(?:the[ \t]+)?(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
 )
 _WEEKDAY_HEAD = re.compile(r"(?i:mon|tues|wednes|thurs|fri|satur|sun)$")
 _ZH_MONTH_DOT_DAY = re.compile(
     rf"(?<![\d.]){_MONTH_NUM}\.{_DAY_NUM}(?=[日号]?(?:复查|复诊|入院|出院|手术|就诊|住院|化疗|放疗|"
     r"来院|门诊|随访|开始|起|至|行|在|于))"
 )
-_YY_M_D = re.compile(rf"(?<![\d/.])[12]\d/{_MONTH_NUM}/{_DAY_NUM}(?![\d/])")
+_YY_M_D = re.compile(rf"[12](?<![\d/.][12])\d/{_MONTH_NUM}/{_DAY_NUM}(?![\d/])")
 _LABEL_M_D = re.compile(rf"[：:][ \t]*({_MONTH_NUM}[-/.]{_DAY_NUM})(?![\d./\-])")
 _DATE_LABEL_BEFORE = re.compile(r"(?:日期|时间|(?i:date|time))[ \t]*$")
 _ZH_REL_MONTH_DAY = re.compile(r"(?:本|下|上|当|次)月[ \t]*(?:[12]\d|3[01]|0?[1-9])[ \t]*[日号]")
@@ -272,7 +272,9 @@ _EN_COMMA_NAME = re.compile(
 # Initials with a surname ("K. Flanagan", "E. M. Roe") and initials alone after a
 # signing word ("by kl.", "- JS FY2", "Technician BH", "Initials: E.M.K.")
 # (no look-behind at the start: it would turn off the engine's fast first-character scan)
-_EN_INITIAL_NAME = re.compile(rf"(?:[A-Z]\.[ \t]?){{1,3}}([{UP}][{LO}]+(?:-[{UP}][{LO}]+)?)")
+_EN_INITIAL_NAME = re.compile(
+    rf"[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?){{0,2}}([{UP}][{LO}]+(?:-[{UP}][{LO}]+)?)"
+)
 _EN_INITIALS = re.compile(
     r"(?:\b(?:by|Technician|Tech|Radiographer|Scribe|Nurse|RN|Initials:?)[ \t]+|[-–][ \t]+)"
     r"([A-Z]{2,3}|[a-z]{2}(?=\.?[ \t]*$|\.\n)|[A-Z](?:\.[A-Z]){1,3}\.?)"
@@ -293,10 +295,9 @@ def _en_ok(word: str, lex: Lexicon) -> bool:
     return bool(bare) and bare not in lex.english_common and bare.title() not in lex.english_common
 
 
-_AGE_GATE = re.compile(
-    r"(?:,[ \t]*|\|[ \t]*|\()\d{1,3}(?:[ \t]*(?:y|yo|y/o|M|F|years?)(?![A-Za-z])|[ \t]*[,)|])"
-    r"|-(?:year|yr)-old"
-)
+_AGE_AFTER = r"\d{1,3}(?:[ \t]*(?:y|yo|y/o|M|F|years?)(?![A-Za-z])|[ \t]*[,)|])"
+# "(?:,[ \t]*|\|[ \t]*|\()\d{1,3}…": each branch starting with its literal (a fast scan)
+_AGE_GATE = re.compile(rf",[ \t]*{_AGE_AFTER}|\|[ \t]*{_AGE_AFTER}|\({_AGE_AFTER}|-(?:year|yr)-old")
 _COMMA_NAME_GATE = re.compile(rf",[ \t]*[{UP}][{LO}]+(?:[ \t][A-Z]\.)?[ \t]*[(:,]")
 
 
@@ -754,7 +755,29 @@ _TEXT_CUES: dict[str, str] = {
         "org",
     ),
 }
-_LOW_CUE_RE = re.compile(trie_pattern(_LOW_CUES))
+
+
+def _word_start_trie(terms: dict[str, str]) -> str:
+    """`trie_pattern(terms)` matching only where no ASCII letter comes before: every rule
+    reading these cues needs its word to start there ("\\b"), and no cue word holds the
+    start of another word (only a trailing space), so no cue it finds is lost. The check
+    sits after each first letter so the scan can still skip to those letters."""
+    first = sorted({t[0] for t in terms})
+    if any(len(t) < 2 for t in terms):
+        raise ValueError("cue words need two characters or more")
+    return (
+        "(?:"
+        + "|".join(
+            f"{re.escape(c)}(?<![A-Za-z]{re.escape(c)})"
+            f"(?:{trie_pattern(t[1:] for t in terms if t[0] == c)})"
+            for c in first
+        )
+        + ")"
+    )
+
+
+# (case-blind cues are matched at the start of a word: see `_word_start_trie`)
+_LOW_CUE_RE = re.compile(_word_start_trie(_LOW_CUES))
 _TEXT_CUE_RE = re.compile(trie_pattern(_TEXT_CUES))
 
 

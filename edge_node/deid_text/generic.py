@@ -30,7 +30,10 @@ def _any(low: str, keys: tuple[str, ...]) -> bool:
 # --- numbers written in groups ----------------------------------------------------------
 # "2951 46372 1", "2 77 05 69 123 456 78", "1 2 / 0 4 / 1 9 5 5", "650214-07-5678",
 # "0471-6698 120": seven digits or more in two groups or more, on one line.
-_GROUPED = re.compile(r"(?<![\w.,/:+\-])\d+(?:(?:[ ](?:[-/][ ]?)?|[-/][ ]?)\d+)+(?![\w]|[.,:]\d)")
+# (the look-behind after the first digit: see rules._ND)
+_GROUPED = re.compile(
+    r"\d(?<![\w.,/:+\-]\d)\d*(?:(?:[ ](?:[-/][ ]?)?|[-/][ ]?)\d+)+(?![\w]|[.,:]\d)"
+)
 _UNIT_AFTER = re.compile(
     r"[ \t]*(?i:mg|mcg|µg|ug|g|kg|ml|l|mmol|µmol|umol|iu|u|units?|gy|cgy|cm|mm|%|x|×|\*|"
     r"copies|cells|拷贝|个|次|分|岁|ms|bpm|mmhg|/|万)(?![A-Za-z])"
@@ -115,7 +118,9 @@ _ZH_OCR_LABEL = re.compile(
 
 
 # OCR text has a space before a colon or inside a label word ("Add r:"): only then.
-_OCR_GATE = re.compile(r"[A-Za-z][ \t]+:|[A-Za-z] [a-z]{1,4} ?:")
+# Only whether it matches is used: "[A-Za-z][ \t]+:|[A-Za-z] [a-z]{1,4} ?:" found from the
+# space (a class first: the scan skips ahead), with the letter before it checked behind.
+_OCR_GATE = re.compile(r"[ \t](?:(?<=[A-Za-z][ \t])[ \t]*:|(?<=[A-Za-z] )[a-z]{1,4} ?:)")
 
 
 def ocr_labels(text: str, low: str) -> Iterator[Hit]:
@@ -199,7 +204,7 @@ _DEVICE_WORD_KEYS = (
 
 def devices(text: str, low: str) -> Iterator[Hit]:
     found = list(in_windows(_DEVICE_LABEL, text, windows(_DEVICE_GATE.finditer(low), text, 2, 16)))
-    if "#" in text:
+    if " #" in text or "\t#" in text:  # every match has a space or tab before the "#"
         found += _MODEL_HASH.finditer(text)
     for m in found:
         v = _DEVICE_VALUE.match(text, m.end())
@@ -536,10 +541,11 @@ def en_names(text: str, low: str) -> Iterator[Hit]:
 # look-behind is checked after.)
 _EIRCODE = re.compile(r"[ACDEFHKNPRTVWXY]\d[0-9W][ ]?[0-9ACDEFHKNPRTVWXY]{4}(?![\w])")
 _POSTCODES = re.compile(
-    rf"\d{{4}}(?:[ ]?[A-Z]{{2}}(?=[ ,]+[{UP}][{LO}])"
+    rf"\d\d{{3}}(?:[ ]?[A-Z]{{2}}(?=[ ,]+[{UP}][{LO}])"
     rf"|\d[ ][{UP}][{LO}]+(?:[ \-][{UP}][{LO}]+)?(?=[ \t]*[,.;)\n]|[ \t]*$))"
 )
-_AU_POSTCODE = re.compile(r"(?:NSW|VIC|QLD|TAS|ACT|NT|SA|WA)[ ]+\d{4}(?!\d)")
+_AU_STATES = ("NSW", "VIC", "QLD", "TAS", "ACT", "NT", "SA", "WA")
+_AU_POSTCODE = re.compile(rf"(?:{'|'.join(_AU_STATES)})[ ]+\d{{4}}(?!\d)")
 # A street number with a direction or a unit before the street: "1150 W Monroe St",
 # "6/41 Beamish St", "3320 SE Belmont St", "Apt 7F, 2430 Grand Concourse".
 _STREET = re.compile(
@@ -597,10 +603,12 @@ def places(text: str, low: str) -> Iterator[Hit]:
             if any(c.isdigit() for c in m.group(1)):
                 yield Hit(m.start(1), m.end(1), "ADDRESS", True)
     # a postcode with its town is strong: the town may share a clinical word ("Paris")
+    # a state's postcode has a space right after the state (a cheap test first)
+    au = any(f"{state} " in text for state in _AU_STATES)
     for pattern, before, strong in (
         (_EIRCODE, "_", False),
         (_POSTCODES, "_.,", True),
-        (_AU_POSTCODE, "_", True),
+        *(((_AU_POSTCODE, "_", True),) if au else ()),
     ):
         for m in pattern.finditer(text):
             c = text[m.start() - 1 : m.start()]

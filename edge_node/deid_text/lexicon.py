@@ -92,6 +92,9 @@ class Lexicon:
     clinical_re: re.Pattern[str]
     # The same terms for a scan of `ascii_lower(text)` (see `clinical_terms`).
     clinical_ascii_re: re.Pattern[str]
+    # The same after the character before a term, which is no letter or digit (see
+    # `clinical_terms`).
+    clinical_word_re: re.Pattern[str]
     clinical_cjk_re: re.Pattern[str]
     clinical_lower: dict[str, str]
     eponyms_lower: frozenset[str]
@@ -138,6 +141,9 @@ def lexicon() -> Lexicon:
         clinical_ascii_re=re.compile(
             rf"(?:{trie_pattern(t.lower() for t in ascii_terms)})(?![a-z0-9])"
         ),
+        clinical_word_re=re.compile(
+            rf"[^A-Za-z0-9]({trie_pattern(t.lower() for t in ascii_terms)})(?![a-z0-9])"
+        ),
         clinical_cjk_re=re.compile(trie_pattern(cjk_terms)),
         clinical_lower=lower,
         eponyms_lower=frozenset(t.lower() for t, k in clinical.items() if k == "eponym"),
@@ -151,16 +157,23 @@ def clinical_terms(low: str) -> list[tuple[int, int, str]]:
     case-insensitive one, a leading look-behind or a mixed tree is several times slower.
     """
     lex = lexicon()
+    kinds = lex.clinical_lower
     out: list[tuple[int, int, str]] = []
-    search = lex.clinical_ascii_re.search
-    m = search(low)
+    # A term starts the text or follows a character that is no (ASCII) letter or digit.
+    # Scanning from that character lets the engine skip the letters of every word
+    # (a scan for the terms themselves tries each letter); the search after a term
+    # starts one back, on its last character, which may be the next one's "before".
+    end = 0
+    first = lex.clinical_ascii_re.match(low)
+    if first is not None:
+        end = first.end()
+        out.append((0, end, kinds.get(first.group(), "clinical")))
+    search = lex.clinical_word_re.search
+    m = search(low, end - 1 if end else 0)
     while m is not None:
-        s = m.start()
-        if s and (low[s - 1].isascii() and low[s - 1].isalnum()):
-            m = search(low, s + 1)
-            continue
-        out.append((s, m.end(), lex.clinical_lower.get(m.group(), "clinical")))
-        m = search(low, m.end())
+        s, end = m.span(1)
+        out.append((s, end, kinds.get(m.group(1), "clinical")))
+        m = search(low, end - 1)
     if not low.isascii():
         out += (
             (m.start(), m.end(), lex.clinical_lower.get(m.group(), "clinical"))

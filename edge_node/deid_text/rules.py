@@ -9,6 +9,7 @@ beside a capitalised word) and are dropped when they overlap a clinical term.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import NamedTuple
@@ -27,6 +28,11 @@ Boundaries = Callable[[int], bool]
 
 HAN = "\u4e00-\u9fff"
 _ND = r"(?<![0-9A-Za-z])"  # no alphanumeric before
+# Speed: Python's `re` skips ahead to a possible first character only when a pattern
+# starts with a literal or a character class; a leading look-behind makes it try the
+# whole pattern at every position. So "(?<![x])[c]…" is written "[c](?<![x][c])…"
+# (the same matches: the look-behind, two characters wide, checks the character
+# before the one just read), and "\d{7,}" as "\d\d{6,}".
 _NA = r"(?![0-9A-Za-z])"  # no alphanumeric after
 # Latin letters with accents count ("Sørensen", "Ibáñez-Moreno", "Wójcik", "Łukasz").
 UP = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĖĘĚĜĞĠĢĤĪĮİĶĹĻĽŁŃŅŇŌŐŒŔŘŚŜŞŠŢŤŪŮŰŲŹŻŽ"
@@ -40,7 +46,7 @@ CN_ID = re.compile(
 )
 # Any 17 digits + check character is kept even with impossible dates or a bad check
 # digit: recall first (the check digit only raises confidence, see `cn_id_valid`).
-CN_ID_LOOSE = re.compile(_ND + r"\d{6}[ \t-]?\d{8}[ \t-]?\d{3}[0-9Xx]" + _NA)
+CN_ID_LOOSE = re.compile(r"\d(?<![0-9A-Za-z]\d)\d{5}[ \t-]?\d{8}[ \t-]?\d{3}[0-9Xx]" + _NA)
 OTHER_IDS = re.compile(
     _ND + r"(?:\d{3}-\d{2}-\d{4}"  # US SSN
     r"|[A-Z]{1,2}\d{6}\([0-9A]\)"  # HKID
@@ -97,22 +103,29 @@ LABELLED = [
 ]
 # Shapes of record numbers with no label: letters with at least five digits
 # (A000000001, MRN0000001, P2016-00001, S21-00001, BX000000001), long digit runs.
+# (written from its first character, see _ND: "(?<![0-9A-Za-z])(?:[A-Z]{1,4}…|\d{2,}…|\d{4}-…)")
 RECORD_SHAPE = re.compile(
-    _ND + r"(?:[A-Z]{1,4}(?:-[A-Z]{1,4}){0,2}-?\d{2,}(?:-?\d+|[A-Z]{1,3}\d+|-[A-Z]{1,3}\d*)*"
-    r"|\d{2,}[A-Z]{1,3}\d+|\d{4}-[A-Z]{1,3}-\d{3,})" + _NA
+    r"[A-Z\d](?<![0-9A-Za-z].)"
+    r"(?:(?<=[A-Z])[A-Z]{0,3}(?:-[A-Z]{1,4}){0,2}-?\d{2,}(?:-?\d+|[A-Z]{1,3}\d+|-[A-Z]{1,3}\d*)*"
+    r"|(?<=\d)\d+[A-Z]{1,3}\d+|(?<=\d)\d{3}-[A-Z]{1,3}-\d{3,})" + _NA
 )
-LONG_NUMBER = re.compile(r"(?<![\d.,])\d{7,}(?!\d|[.,]\d|\s?(?:mg|ml|mL|g|IU|U|copies|拷贝))")
+LONG_NUMBER = re.compile(r"\d(?<![\d.,]\d)\d{6,}(?!\d|[.,]\d|\s?(?:mg|ml|mL|g|IU|U|copies|拷贝))")
 PLATE = re.compile(
     r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·\s]?[A-Z0-9]{5,6}"
     + _NA
 )
-DICOM_UID = re.compile(r"(?<![\d.])\d+(?:\.\d+){4,}(?![\d.])")
+DICOM_UID = re.compile(r"\d(?<![\d.]\d)\d*(?:\.\d+){4,}(?![\d.])")
 MAC = re.compile(_ND + r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}" + _NA)
 
 # --- contact details ---------------------------------------------------------------
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-URL = re.compile(r"(?i:https?://|ftp://|www\.)[^\s<>\"'，。；）)\]]+")
+# "(?i:https?://|ftp://|www\.)…" from its first letter (a class: the scan skips ahead); "ſ"
+# is the one other letter the case-blind "s" matches.
+URL = re.compile(
+    r"[HhFfWw](?:(?<=[Hh])[Tt][Tt][Pp][Ssſ]?://|(?<=[Ff])[Tt][Pp]://|(?<=[Ww])[Ww][Ww]\.)"
+    r"[^\s<>\"'，。；）)\]]+"
+)
 IPV4 = re.compile(
     r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
 )
@@ -159,7 +172,9 @@ _MON_FORMS = sorted(
     key=len,
     reverse=True,
 )
-MON = r"(?:" + "|".join(_MON_FORMS) + r")\.?"
+# A prefix tree: the same forms tried in the same order (longer first), without going
+# through the whole list at every place a date may start.
+MON = r"(?:" + trie_pattern(_MON_FORMS) + r")\.?"
 DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
 Y4 = r"(?:1[89]\d{2}|20\d{2})"
 TIME = (
@@ -231,7 +246,13 @@ _PART = r"(?:bin|binti|bte|van|von|de|der|den|du|dos|das|di|da|del|la|le|al|el|t
 # Up to two particles ("van den Berg") and a nickname in quotes ('William "Bill" Roe').
 FULL = rf"{_WORD}(?:[ \t](?:{_PART}[ \t]){{0,2}}(?:\"[A-Za-z]+\"[ \t])?{_WORD}){{0,3}}"
 # "Dr van der Berg": a title may be followed by lower-case particles of a surname.
-EN_TITLE_NAME = re.compile(rf"(?<![A-Za-z]){TITLE_EN}[ \t]+((?:{_PART}[ \t]+){{0,2}}{FULL})")
+# `(?<![A-Za-z]){TITLE_EN}` with the look-behind after each title's first letter (see _ND).
+_TITLE_EN_START = (
+    r"(?:D(?<![A-Za-z]D)(?:rs|r|octor)|M(?<![A-Za-z]M)(?:r|rs|s|iss|x|atron)"
+    r"|P(?<![A-Za-z]P)(?:rof|rofessor)|S(?<![A-Za-z]S)(?:ister|r)|N(?<![A-Za-z]N)urse"
+    r"|R(?<![A-Za-z]R)ev)\.?"
+)
+EN_TITLE_NAME = re.compile(rf"{_TITLE_EN_START}[ \t]+((?:{_PART}[ \t]+){{0,2}}{FULL})")
 NAME_LABELS = (
     r"(?i:name|patient(?: name)?|pt|re:|regarding:|subject:|attending|resident|consultant|surgeon|anaesthetist|anesthetist|"  # noqa: E501
     r"physician|registrar|requesting (?:clinician|physician|doctor)|referring (?:clinician|physician|doctor)|"  # noqa: E501
@@ -261,8 +282,10 @@ EN_LABEL_NAME = re.compile(
 )
 # Where a name may end: before a degree ("Jane Roe, MD") or a relation in brackets
 # ("Liang Li (husband)"); the name is then read backwards from there (`name_before`).
+_DEGREES = "MD|MBBS|MBChB|FRC|PhD|RN|DO|NP|PA-C|MRCP|DPhil|BMS|HCA|CNS|RGN|FY[12]"
 SUFFIX_ANCHOR = re.compile(
-    r"(?:MD|MBBS|MBChB|FRC|PhD|RN|DO|NP|PA-C|MRCP|DPhil|BMS|HCA|CNS|RGN|FY[12])(?![A-Za-z])|\((?i:husband|wife|son|"
+    # each degree with its own look-ahead: every branch then starts with a literal (fast scan)
+    "|".join(f"{d}(?![A-Za-z])" for d in _DEGREES.split("|")) + r"|\((?i:husband|wife|son|"
     r"daughter|mother|father|brother|sister|spouse|partner|friend|carer|caregiver|nok|next of kin|"
     r"niece|nephew|grandson|granddaughter|guardian|neighbou?r|hca|np|cns|bms|rn|fy[12]|pharmacist)\)"
     # a role after a comma: "Tom Roe, Social Worker", "Ann Lee, Specialist Dietitian"
@@ -275,7 +298,7 @@ EN_CAPS_SEQ = re.compile(
     rf"(?<![A-Za-z'])(?:{_WORD})(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}(?![A-Za-z])"
 )
 EN_COMMA_NAME = re.compile(
-    r"(?<![A-Za-z])([A-Z]{2,}(?:[-'][A-Z]+)*),[ \t]*([A-Z][a-z]+)(?![A-Za-z])"
+    r"([A-Z](?<![A-Za-z][A-Z])[A-Z]+(?:[-'][A-Z]+)*),[ \t]*([A-Z][a-z]+)(?![A-Za-z])"
 )
 
 ZH_STOP = set(
@@ -338,8 +361,8 @@ ZIP_LABELS = r"邮编|邮政编码|(?i:post ?code|zip(?: code)?)"
 ZIP_LABEL = re.compile(
     rf"(?:{ZIP_LABELS})[ \t]*[:：]?[ \t]*([A-Z0-9]{{3,4}}[ ]?[A-Z0-9]{{3,4}}|\d{{5,6}})"
 )
-UK_POSTCODE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}(?![A-Za-z0-9])")
-US_STATE_ZIP = re.compile(r"(?<=[ ,])[A-Z]{2}[ ]\d{5}(?:-\d{4})?(?!\d)")
+UK_POSTCODE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]?\d[A-Z\d]?[ ]\d[A-Z]{2}(?![A-Za-z0-9])")
+US_STATE_ZIP = re.compile(r"[A-Z](?<=[ ,][A-Z])[A-Z][ ]\d{5}(?:-\d{4})?(?!\d)")
 _EN_STREET = (
     r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Close|"
     r"Crescent|Highway|Hwy|Parkway|Square|Row|Gardens|Walk|Hill|Grove|Mews)"
@@ -351,7 +374,8 @@ EN_ADDRESS = re.compile(
     r"(?:,?[ \t]*(?:[A-Z][a-z']+[ \t]+){0,2}(?:District|County|Province|City|Town|Village|Township|Borough))*"  # noqa: E501
 )
 EN_AREA = re.compile(
-    r"(?<![A-Za-z])(?:[A-Z][a-z']+[ \t]+){1,2}(?:District|County|Township|Borough|Village)(?![A-Za-z])"  # noqa: E501
+    r"[A-Z](?<![A-Za-z][A-Z])[a-z']+[ \t]+(?:[A-Z][a-z']+[ \t]+)?"
+    r"(?:District|County|Township|Borough|Village)(?![A-Za-z])"
 )
 
 # --- organisations ------------------------------------------------------------------
@@ -369,7 +393,7 @@ ZH_ORG_LABEL = re.compile(
     rf"([{HAN}A-Za-z0-9（）()]{{2,30}})"
 )
 EN_ORG = re.compile(
-    r"(?<![A-Za-z])(?:[A-Z][\w&'\-]*[ \t]+){1,5}(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|"  # noqa: E501
+    r"[A-Z](?<![A-Za-z][A-Z])[\w&'\-]*[ \t]+(?:[A-Z][\w&'\-]*[ \t]+){0,4}(?:Ltd|Limited|Inc|LLC|plc|PLC|Corp|Corporation|Company|Co\.|"  # noqa: E501
     r"Group|School|Academy|University|College|Bank|Factory|Industries|Technologies|Holdings|Council|"
     r"Tech|Polytechnic|Elementary|Kindergarten|Preschool)(?![A-Za-z])\.?"
 )
@@ -489,19 +513,28 @@ def _all_head_positions(low: str) -> dict[int, list[int]]:
     cached = _LAST_HEADS
     if cached[0] is low:
         return cached[1]
-    english, chinese, rules_of = _finders()
+    english, english_after, chinese, rules_of = _finders()
     found: dict[int, frozenset[int]] = {}
-    for finder, ascii_heads in ((english, True), (chinese, False)):
-        if not ascii_heads and low.isascii():
-            continue
-        search = finder.search
+    # English labels start a word: found from the character before them (no ASCII
+    # letter; other letters are checked here), so the scan skips the letters of words.
+    first = english.match(low)
+    if first is not None:
+        found[0] = rules_of[first.group()]
+    search = english_after.search
+    m = search(low)
+    while m is not None:
+        pos = m.start(1)
+        if not low[pos - 1].isalpha():
+            found[pos] = rules_of[m.group(1)]
+        # Heads may overlap ("patient" and "patient id"): look again one further on.
+        m = search(low, pos)
+    if not low.isascii():
+        search = chinese.search
         m = search(low)
         while m is not None:
             pos, head = m.start(), m.group()
-            # Heads may overlap ("patient" and "patient id"): look again one further on.
             m = search(low, pos + 1)
-            if not (ascii_heads and pos and low[pos - 1].isalpha()):  # English labels start a word
-                found[pos] = rules_of[head]
+            found[pos] = rules_of[head]
     out: dict[int, list[int]] = {}
     for pos in sorted(found):
         for i in found[pos]:
@@ -516,7 +549,9 @@ def _rule_index() -> dict[LabelRule, int]:
 
 
 @lru_cache(maxsize=1)
-def _finders() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, frozenset[int]]]:
+def _finders() -> tuple[
+    re.Pattern[str], re.Pattern[str], re.Pattern[str], dict[str, frozenset[int]]
+]:
     """Prefix-tree scans for the English and the Chinese heads (one mixed tree is
     slower), and for each head the rules that have it or a prefix of it as a head
     (the tree matches the longest head at a place)."""
@@ -530,6 +565,7 @@ def _finders() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, frozenset[in
     }
     return (
         re.compile(trie_pattern(english)),
+        re.compile(rf"[^a-z]({trie_pattern(english)})"),
         re.compile(trie_pattern(heads - english)),
         rules_of,
     )
@@ -684,11 +720,18 @@ def windows(
 ) -> list[tuple[int, int]]:
     """Merged (lo, hi) windows around every gate match; a window never starts
     inside a word or a number."""
+    matches = gate.finditer(text) if isinstance(gate, re.Pattern) else gate
+    return span_windows(map(re.Match.span, matches), text, back, ahead)
+
+
+def span_windows(
+    spans: Iterable[tuple[int, int]], text: str, back: int, ahead: int
+) -> list[tuple[int, int]]:
+    """`windows` around (start, end) spans in order of start."""
     out: list[tuple[int, int]] = []
     n = len(text)
     first, last = 0, -(10**9)  # the open window (plain locals: this loop is hot)
-    for m in gate.finditer(text) if isinstance(gate, re.Pattern) else gate:
-        s, e = m.span()
+    for s, e in spans:
         lo = s - back if s > back else 0
         if lo <= last + 40:  # near ones too: fewer, longer scans are cheaper
             hi = e + ahead
@@ -822,7 +865,8 @@ def patterns(text: str, low: str | None = None) -> list[Hit]:
         if sum(c.isdigit() for c in m.group()) >= 5 and not TNM.fullmatch(m.group()):
             hits.append(Hit(m.start(), m.end(), "MRN", True))
     hits += _window_groups(LONG_NUMBER, text, digit_runs, "MRN")
-    hits += _groups(PLATE, text, "OTHER")
+    if not text.isascii():  # a plate starts with a Chinese province character
+        hits += _groups(PLATE, text, "OTHER")
     dotted = windows(DOTTED_GATE, text, 45, 45)
     hits += _window_groups(DICOM_UID, text, dotted, "OTHER")
     hits += _window_groups(IPV4, text, dotted, "IP")
@@ -830,7 +874,7 @@ def patterns(text: str, low: str | None = None) -> list[Hit]:
     hits += _window_groups(MAC, text, hexes, "DEVICE_ID")
     hits += _window_groups(IPV6, text, hexes, "IP")
     if "@" in text:
-        hits += _groups(EMAIL, text, "EMAIL")
+        hits += (Hit(m.start(), m.end(), "EMAIL", True) for m in emails(text))
     if "://" in text or "www." in low:
         hits += _groups(URL, text, "URL")
     for m in matches_at(ANY_PHONE, text, number_starts(runs, text, "+(（")):
@@ -859,6 +903,28 @@ def patterns(text: str, low: str | None = None) -> list[Hit]:
     for pattern in AGE_PATTERNS[2:]:
         hits += _window_groups(pattern, text, old, "AGE")
     return hits
+
+
+_EMAIL_LOCAL = frozenset(string.ascii_letters + string.digits + "._%+-")
+
+
+def emails(text: str) -> list[re.Match[str]]:
+    """`EMAIL.finditer(text)`, tried only from the start of the run of address characters
+    before each "@" (the scan tries every character of every word, each to the end of
+    its word). A match from a later start of that run would share its "@" and domain."""
+    out: list[re.Match[str]] = []
+    last = 0
+    at = text.find("@")
+    while at >= 0:
+        s = at
+        while s > last and text[s - 1] in _EMAIL_LOCAL:
+            s -= 1
+        m = EMAIL.match(text, s) if s < at else None
+        if m is not None:
+            out.append(m)
+            last = m.end()
+        at = text.find("@", max(at + 1, last))
+    return out
 
 
 def _trim_to_boundary(text: str, s: int, e: int, boundary: Boundaries | None) -> int:

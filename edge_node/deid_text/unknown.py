@@ -179,10 +179,28 @@ def en_unknown(text: str) -> list[Hit]:
 
 # A token mixing letters and digits, with three digits or more: a code of some kind
 # ("AB1234X", "RCC-LUNG-0931") unless it is a clinical value (below).
-_CODE = re.compile(
-    r"(?<![\w\-./])(?=(?:[\w\-]*?\d){3})(?=[\w\-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9\-_]{3,}(?![\w])",
-    re.ASCII,
-)
+_CODE_TOKEN = r"(?=(?:[\w\-]*?\d){3})(?=[\w\-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9\-_]{3,}(?![\w])"
+_CODE = re.compile(r"(?<![\w\-./])" + _CODE_TOKEN, re.ASCII)
+# The same found from the character before the token (no word character, "-", "." or
+# "/"): the scan skips the letters and digits of every word instead of trying each.
+_CODE_AFTER = re.compile(rf"[^\w\-./]({_CODE_TOKEN})", re.ASCII)
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """The spans of `_CODE.finditer(text)`: a token at the very start, then each found
+    from the character before it (a token ends before a character that cannot start
+    the next one, so each search goes on from the last token's end)."""
+    out: list[tuple[int, int]] = []
+    first = _CODE.match(text)
+    if first is not None:
+        out.append(first.span())
+    m = _CODE_AFTER.search(text, first.end() if first is not None else 0)
+    while m is not None:
+        out.append(m.span(1))
+        m = _CODE_AFTER.search(text, m.end())
+    return out
+
+
 _ANY_DIGIT = re.compile(r"\d", re.ASCII)
 _ANY_LETTER = re.compile(r"[A-Za-z]")
 _CLINICAL_VALUE = re.compile(
@@ -212,13 +230,13 @@ def codes(text: str) -> list[Hit]:
     if _ANY_DIGIT.search(text) is None or _ANY_LETTER.search(text) is None:
         return []
     out: list[Hit] = []
-    for m in _CODE.finditer(text):
-        v = m.group()
+    for s, e in code_spans(text):
+        v = text[s:e]
         if _CLINICAL_VALUE.fullmatch(v) or TNM.fullmatch(v):
             continue
-        if _MORPHOLOGY.fullmatch(v) and text.startswith("/", m.end()):
+        if _MORPHOLOGY.fullmatch(v) and text.startswith("/", e):
             continue  # an ICD-O morphology code before its behaviour digit: "M8070/3"
-        out.append(Hit(m.start(), m.end(), "OTHER", False))
+        out.append(Hit(s, e, "OTHER", False))
     return out
 
 
