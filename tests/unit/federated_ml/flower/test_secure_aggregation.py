@@ -25,41 +25,24 @@ from federated_ml.flower.features import FeatureSource, SqliteFeatureSource
 from federated_ml.flower.metrics import MemorySink, RunResult
 from federated_ml.flower.models import build_model
 from federated_ml.flower.server_app import run_training
-from federated_ml.flower.spec import MLStudySpec, parse_ml_spec
+from federated_ml.flower.spec import MLStudySpec
 from federated_ml.secure_agg import FRACTION_BITS
 from shared_cdm.errors import InvalidInput
 from tests.unit.federated_ml.flower.fake_grid import FakeGrid
-from tests.unit.federated_ml.flower.synthetic import FEATURES, binary_site
-
-SHIFTS = {
-    "site-a": (400, [0.8, 0.0, 0.0], -0.8),
-    "site-b": (300, [-0.5, 0.6, 0.3], -0.2),
-    "site-c": (200, [0.0, -0.7, -0.5], 0.4),
-}
+from tests.unit.federated_ml.flower.synthetic import (
+    SHIFTS,
+    binary_spec,
+    shifted_sites,
+)
 
 
 def spec(**over: Any) -> MLStudySpec:
-    raw: dict[str, Any] = {
-        "name": "secagg test",
-        "model": {"kind": "mlp", "hidden": [16]},
-        "features": FEATURES,
-        "outcome": {"kind": "binary", "column": "died_5y"},
-        "training": {"lr": 0.05, "local_epochs": 2, "batch_size": 32, "seed": 4},
-        "rounds": 3,
-        "min_nodes": 2,
-        "round_timeout_s": 0.5,
-        "start_timeout_s": 1,
-    }
-    raw.update(over)
-    return parse_ml_spec(raw)
+    return binary_spec("secagg test", {"kind": "mlp", "hidden": [16]}, **over)
 
 
 @pytest.fixture
 def sites(tmp_path: Path) -> dict[str, Path]:
-    return {
-        name: binary_site(tmp_path / f"{name}.sqlite", n, shift, b, seed=i)
-        for i, (name, (n, shift, b)) in enumerate(SHIFTS.items())
-    }
+    return shifted_sites(tmp_path)
 
 
 class SecureGrid(FakeGrid):
