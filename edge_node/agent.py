@@ -68,6 +68,7 @@ class EdgeAgent:
         monotonic: Callable[[], float] = time.monotonic,
         log: logging.Logger = _LOG,
         housekeeping: Callable[[], None] | None = None,
+        on_start: Callable[[], object] | None = None,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
@@ -82,6 +83,8 @@ class EdgeAgent:
         self._last_heartbeat = float("-inf")
         # Per poll (stop ML SuperNodes whose study ran out of time) and at the end.
         self._housekeeping = housekeeping
+        # Once, before the first poll (start again the ML SuperNodes a stop or crash ended).
+        self._on_start = on_start
         self._on_stop = on_stop
 
     # --- the pieces -----------------------------------------------------------------------
@@ -192,6 +195,8 @@ class EdgeAgent:
         ack = self._start_when_reachable(stop)
         if ack is None:
             return
+        if self._on_start is not None:
+            self._on_start()
         if on_ready is not None:
             on_ready(ack)
         while not stop.is_set():

@@ -114,6 +114,7 @@ def edge_agent(settings: EdgeSettings) -> Iterator[EdgeAgent]:
                 tasks=stores.tasks,
                 runner=runner,
                 housekeeping=runner.housekeeping,
+                on_start=runner.ml.resume if runner.ml is not None else None,
                 on_stop=runner.close,
                 registration=stores.registration,
                 poll_interval_s=settings.poll_interval_s,

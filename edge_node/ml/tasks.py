@@ -10,7 +10,9 @@
   (into a second file, so a repeated round never scales twice), then start this
   study's SuperNode (TLS to the hub's SuperLink, verified with the consortium CA;
   node authentication with the study's key); it runs until the release round or
-  until the study's time is up, whichever comes first.
+  until the study's time is up, whichever comes first. What starting it needs (the
+  SuperLink address, the study's wall-clock expiry) is kept in `training.json`, so
+  an edge that stopped or was killed mid-training starts it again (`resume`).
 * `release`: stop the SuperNode, delete the snapshots, and keep the released model
   (its hash checked, the pooled constants in its spec) for `oncofed-edge predict`.
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +53,8 @@ from federated_ml.flower.deploy import (
     free_port,
     make_node_keys,
     node_config_arg,
+    signal_flower_pid,
+    stale_flower_processes,
     stop_process_tree,
 )
 from federated_ml.flower.features import (
@@ -72,18 +78,26 @@ from federated_ml.flower.study import (
     TRAIN,
 )
 from protocol.messages import ResultStatus, TaskAssignment, TaskResult
-from shared_cdm.errors import InvalidInput, NotFound, Refused
+from shared_cdm.errors import InvalidInput, NotFound, OncoFedError, Refused
 
 _LOG = logging.getLogger(__name__)
 ML_DIR = "ml"
 SNAPSHOT = "features.sqlite"
 STANDARDISED = "features-standardised.sqlite"  # the snapshot scaled by pooled constants
 KEY_NAME = "supernode"
+FLWR_HOME = "flwr-home"  # the SuperNode's working folder (its FLWR_HOME)
+# Kept from the train round until the release (or the study's time is up): a restarted
+# edge starts the SuperNode again from it.
+TRAINING = "training.json"
 SECURE_MARK = "secure-aggregation"  # present: the joined study aggregates securely
 # Beyond the spec's own timeouts before a forgotten SuperNode is stopped.
 LIFETIME_MARGIN_S = 300.0
 # A SuperNode whose key the SuperLink refuses exits within this time.
 START_CHECK_S = 2.0
+# An orphan is asked to end (SIGTERM) first: a SuperNode that exits cleanly deactivates
+# itself at the SuperLink, while a killed one stays "online" there for two heartbeat
+# intervals and a new one with its key cannot activate meanwhile. Then it is killed.
+ORPHAN_GRACE_S = 5.0
 
 
 @dataclass
@@ -91,7 +105,43 @@ class RunningSupernode:
     study_id: str
     popen: subprocess.Popen[bytes]
     log_path: Path
-    expires_at: float
+    expires_at: float  # on the monotonic clock
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What `training.json` keeps: enough to start the study's SuperNode again."""
+
+    superlink: str
+    expires_at: float  # wall clock (Unix seconds): monotonic time does not survive a restart
+
+    def write(self, path: Path) -> None:
+        # Temp file then rename: a crash leaves the old file or the new one, never half.
+        temp = path.with_name(f".{path.name}.tmp")
+        temp.write_text(
+            json.dumps({"superlink": self.superlink, "expires_at": self.expires_at}),
+            encoding="utf-8",
+        )
+        temp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingRecord:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInput(f"{path} cannot be read: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path} holds no JSON object")
+        superlink, expires_at = data.get("superlink"), data.get("expires_at")
+        if not isinstance(superlink, str) or ":" not in superlink:
+            raise InvalidInput(f"{path} names no SuperLink address (got {superlink!r})")
+        if (
+            isinstance(expires_at, bool)
+            or not isinstance(expires_at, int | float)
+            or not math.isfinite(expires_at)
+        ):
+            raise InvalidInput(f"{path} has no valid expiry time (got {expires_at!r})")
+        return cls(superlink, float(expires_at))
 
 
 def _phase(task: TaskAssignment) -> str:
@@ -116,6 +166,7 @@ class MlTasks:
         min_cell_size: int = 1,
         require_secure_aggregation: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = ledger
         self._min_cell_size = min_cell_size
@@ -125,6 +176,7 @@ class MlTasks:
         self._home = home
         self._ca_cert = ca_cert
         self._monotonic = monotonic
+        self._clock = clock  # wall clock, for the expiry kept across restarts
         self.running: dict[str, RunningSupernode] = {}
 
     def _dir(self, study_id: str) -> Path:
@@ -285,17 +337,33 @@ class MlTasks:
         if current is not None and current.popen.poll() is None:
             return {"supernode": "running"}
         self._standardise(study.ml, params, directory)
+        ml = study.ml
+        lifetime = ml.start_timeout_s + (ml.rounds + 1) * ml.round_timeout_s + LIFETIME_MARGIN_S
+        record = TrainingRecord(superlink, self._clock() + lifetime)
+        # Written first: an edge killed before it answers still starts the SuperNode again.
+        record.write(directory / TRAINING)
+        try:
+            self._start(task.study_id, directory, record)
+        except Exception:
+            (directory / TRAINING).unlink(missing_ok=True)  # the round failed: nothing to resume
+            raise
+        return {"supernode": "started"}
+
+    def _start(self, study_id: str, directory: Path, record: TrainingRecord) -> None:
+        """Start the study's SuperNode (the train round, or again after a restart) and
+        track it; InvalidInput when it exits at once (e.g. the SuperLink refused its key)."""
+        home = directory / FLWR_HOME
+        home.mkdir(parents=True, exist_ok=True)
+        self._end_orphans(study_id, home)
         log_path = directory / "supernode.log"
         argv = [
             str(_bin("flower-supernode")),
-            "--superlink", superlink,
+            "--superlink", record.superlink,
             "--root-certificates", str(self._ca_cert),
             "--auth-supernode-private-key", str(directory / f"{KEY_NAME}.key"),
             "--port", str(free_port()),
             "--node-config", node_config_arg(self._node_config(directory)),
         ]  # fmt: skip
-        home = directory / "flwr-home"
-        home.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log_file:
             popen = subprocess.Popen(
                 argv,
@@ -306,22 +374,43 @@ class MlTasks:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        ml = study.ml
-        lifetime = ml.start_timeout_s + (ml.rounds + 1) * ml.round_timeout_s + LIFETIME_MARGIN_S
-        self.running[task.study_id] = RunningSupernode(
-            task.study_id, popen, log_path, self._monotonic() + lifetime
+        left = max(0.0, record.expires_at - self._clock())
+        self.running[study_id] = RunningSupernode(
+            study_id, popen, log_path, self._monotonic() + left
         )
         try:
             popen.wait(timeout=START_CHECK_S)
         except subprocess.TimeoutExpired:
-            _LOG.info("ML study %s: SuperNode started (pid %d)", task.study_id, popen.pid)
-            return {"supernode": "started"}
-        self.running.pop(task.study_id, None)
+            _LOG.info("ML study %s: SuperNode started (pid %d)", study_id, popen.pid)
+            return
+        self.running.pop(study_id, None)
         _LOG.error("SuperNode exited: %s", log_path.read_text(errors="replace")[-2000:])
         raise InvalidInput(
             f"the SuperNode exited at once (code {popen.returncode}); see {log_path.name} "
             "in the edge's ml folder"
         )
+
+    def _end_orphans(self, study_id: str, home: Path) -> None:
+        """End the Flower processes an edge that was killed left running for this study
+        (its SuperNode, in a session of its own, outlives it), so only one runs."""
+        orphans = stale_flower_processes(home)
+        if not orphans:
+            return
+        _LOG.warning(
+            "ML study %s: ending Flower process(es) %s left by an earlier run of the edge",
+            study_id,
+            ", ".join(map(str, orphans)),
+        )
+        for sig, wait in ((signal.SIGTERM, ORPHAN_GRACE_S), (signal.SIGKILL, ORPHAN_GRACE_S)):
+            for pid in orphans:
+                signal_flower_pid(pid, sig)  # only while that pid still runs a Flower program
+            deadline = time.monotonic() + wait
+            while orphans and time.monotonic() < deadline:
+                time.sleep(0.05)
+                orphans = stale_flower_processes(home)
+            if not orphans:
+                return
+        raise InvalidInput(f"Flower process(es) {orphans} in {home} would not end")
 
     def _standardise(self, ml: MLStudySpec, params: Mapping[str, Any], directory: Path) -> None:
         """The rows the ClientApp trains on: the join's snapshot with the pooled constants."""
@@ -344,6 +433,7 @@ class MlTasks:
     def _release(self, task: TaskAssignment) -> dict[str, Any]:
         self.stop(task.study_id)
         directory = self._dir(task.study_id)
+        (directory / TRAINING).unlink(missing_ok=True)  # first: a released study never resumes
         for name in (SNAPSHOT, STANDARDISED):  # training is over: the copies go
             (directory / name).unlink(missing_ok=True)
         params = task.spec.get("round_params") or {}
@@ -378,10 +468,65 @@ class MlTasks:
             elif now >= running.expires_at:
                 _LOG.warning("ML study %s: SuperNode outlived its study; stopping it", study_id)
                 self.stop(study_id)
+                (self._dir(study_id) / TRAINING).unlink(missing_ok=True)
 
     def close(self) -> None:
+        """Stop every SuperNode; their `training.json` stays, so a restart resumes them."""
         for study_id in list(self.running):
             self.stop(study_id)
+
+    def resume(self) -> list[str]:
+        """Start again, when the edge starts, the SuperNodes of studies it was training
+        when it stopped or was killed (the hub's train round was answered then and is not
+        sent again). A study whose time ran out is let go; one whose file is damaged is
+        skipped with a warning. Never raises: returns the studies resumed."""
+        root = self._home / ML_DIR
+        try:
+            folders = sorted(p for p in root.iterdir() if (p / TRAINING).is_file())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            _LOG.error("ML studies not resumed: %s cannot be read: %s", root, exc)
+            return []
+        resumed = []
+        for folder in folders:
+            try:
+                if self._resume(folder.name):
+                    resumed.append(folder.name)
+            except (OncoFedError, OSError) as exc:  # one study's trouble stops no other
+                _LOG.warning("ML study %s: SuperNode not resumed: %s", folder.name, exc)
+        return resumed
+
+    def _resume(self, study_id: str) -> bool:
+        directory = self._dir(study_id)
+        path = directory / TRAINING
+        current = self.running.get(study_id)
+        if current is not None and current.popen.poll() is None:
+            return False
+        try:
+            record = TrainingRecord.read(path)
+        except InvalidInput as exc:
+            _LOG.warning(
+                "ML study %s: its SuperNode is not started again, %s is damaged: %s",
+                study_id,
+                path.name,
+                exc,
+            )
+            return False
+        if record.expires_at <= self._clock():
+            self._end_orphans(study_id, directory / FLWR_HOME)
+            path.unlink(missing_ok=True)
+            _LOG.info(
+                "ML study %s: its time ran out while the edge was stopped; SuperNode not "
+                "started again",
+                study_id,
+            )
+            return False
+        if not self.joined(study_id) or not (directory / SNAPSHOT).exists():
+            raise NotFound("this site has no key or rows for the study any more")
+        self._start(study_id, directory, record)
+        _LOG.info("ML study %s: SuperNode started again after the edge restarted", study_id)
+        return True
 
 
 def standardisation_sums(

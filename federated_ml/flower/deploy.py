@@ -149,7 +149,7 @@ def stop_process_tree(popen: subprocess.Popen[bytes], grace: float = 5.0) -> Non
             os.killpg(popen.pid, signal.SIGKILL)
         popen.wait(timeout=5)
     for pid in known:
-        _signal_flower_pid(pid, signal.SIGKILL)
+        signal_flower_pid(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -176,7 +176,7 @@ class ManagedProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def _signal_flower_pid(pid: int, sig: int) -> None:
+def signal_flower_pid(pid: int, sig: int) -> None:
     """Signal a remembered child only if that pid still runs a Flower program."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -271,7 +271,7 @@ class FlowerDeployment:
                 proc.popen.wait(timeout=5)
             # Children in other sessions (SuperLink's SuperExec detaches itself).
             for pid in proc.known_pids:
-                _signal_flower_pid(pid, signal.SIGKILL)
+                signal_flower_pid(pid, signal.SIGKILL)
             proc.log_file.close()
 
     def kill(self, name: str) -> None:
@@ -282,7 +282,7 @@ class FlowerDeployment:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.popen.wait(timeout=10)
         for pid in proc.known_pids:
-            _signal_flower_pid(pid, signal.SIGKILL)
+            signal_flower_pid(pid, signal.SIGKILL)
 
     # --- SuperLink -----------------------------------------------------------
 
@@ -291,7 +291,7 @@ class FlowerDeployment:
         free: a port check answered by someone else's listener would hide that our
         SuperLink failed to bind."""
         for pid in stale_flower_processes(self.workdir):
-            _signal_flower_pid(pid, signal.SIGKILL)
+            signal_flower_pid(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
         while True:
             with socket.socket() as s:
