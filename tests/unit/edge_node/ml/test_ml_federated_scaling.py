@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +40,12 @@ from federated_ml.flower.features import (
     split_site_rows,
 )
 from federated_ml.flower.models import build_model, model_version, state_to_json
-from federated_ml.flower.study import MODEL, MOMENTS, PHASE, PUBLIC_KEY, SCALING
+from federated_ml.flower.study import MODEL, MOMENTS, PUBLIC_KEY, SCALING
 from federated_ml.flower.training import predict_risk
 from protocol.messages import ResultStatus, TaskAssignment
 from shared_cdm.errors import InvalidInput, Refused
 from tests.unit.edge_node.conftest import EdgeDbs
+from tests.unit.edge_node.ml.test_ml_tasks import task as ml_task
 
 STUDY = "study-9"
 N = 60
@@ -73,16 +72,7 @@ def spec() -> dict[str, Any]:
 
 
 def task(phase: str, **params: Any) -> TaskAssignment:
-    return TaskAssignment(
-        task_id=str(uuid.uuid4()),
-        study_id=STUDY,
-        round={"join": 0, "train": 1, "release": 2}[phase],
-        analysis="flower",
-        dataset="lung",
-        spec={**spec(), "round_params": {PHASE: phase, **params}},
-        requester="rita",
-        created_at=datetime.now(UTC),
-    )
+    return ml_task(phase, spec(), STUDY, **params)
 
 
 def training_ages() -> np.ndarray:

@@ -47,14 +47,17 @@ def spec() -> dict[str, Any]:
     }
 
 
-def task(phase: str, **params: Any) -> TaskAssignment:
+def task(
+    phase: str, body: dict[str, Any] | None = None, study_id: str = STUDY, **params: Any
+) -> TaskAssignment:
+    """A round of the study `body` (default: spec()) as the hub sends it."""
     return TaskAssignment(
         task_id=str(uuid.uuid4()),
-        study_id=STUDY,
+        study_id=study_id,
         round={"join": 0, "train": 1, "release": 2}[phase],
         analysis="flower",
         dataset="lung",
-        spec={**spec(), "round_params": {PHASE: phase, **params}},
+        spec={**(spec() if body is None else body), "round_params": {PHASE: phase, **params}},
         requester="rita",
         created_at=datetime.now(UTC),
     )
