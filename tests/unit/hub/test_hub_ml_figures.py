@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,35 @@ def people(ml_hub: Hub) -> dict[str, tuple[UserView, str]]:
 @pytest.fixture
 def tokens(people: dict[str, tuple[UserView, str]]) -> dict[str, str]:
     return {name: token for name, (_, token) in people.items()}
+
+
+@dataclass
+class Env:
+    """What a page test needs: the hub, its REST client, the people and their tokens."""
+
+    hub: Hub
+    client: TestClient
+    people: dict[str, tuple[UserView, str]]
+    tokens: dict[str, str]
+    tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def train(self, *, release: bool, **over: Any) -> str:
+        return _train(
+            self.hub, self.people, self.tmp_path, self.monkeypatch, release=release, **over
+        )
+
+
+@pytest.fixture
+def env(
+    ml_hub: Hub,
+    client: TestClient,
+    people: dict[str, tuple[UserView, str]],
+    tokens: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Env:
+    return Env(ml_hub, client, people, tokens, tmp_path, monkeypatch)
 
 
 def _train(
@@ -116,16 +146,9 @@ def _get(client: TestClient, study_id: str, token: str | None) -> Any:
     return client.get(f"/api/v1/studies/{study_id}/figures", headers=headers)
 
 
-def test_the_page_plots_the_recorded_rounds(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    study_id = _train(ml_hub, people, tmp_path, monkeypatch, release=True)
-    response = _get(client, study_id, tokens["rita"])
+def test_the_page_plots_the_recorded_rounds(env: Env) -> None:
+    study_id = env.train(release=True)
+    response = _get(env.client, study_id, env.tokens["rita"])
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -134,7 +157,7 @@ def test_the_page_plots_the_recorded_rounds(
     plots = _plots(page)
     assert list(plots) == ["loss", "auc", "calibration"]
     assert page.count('class="plotly-graph-div"') == 3
-    rounds = _db_rounds(ml_hub, study_id)
+    rounds = _db_rounds(env.hub, study_id)
     assert [r.server_round for r in rounds] == [1, 2, 3]
     trained = [r for r in rounds if r.train_loss is not None]
     evals = [r for r in rounds if r.eval_model_round is not None]
@@ -167,7 +190,7 @@ def test_the_page_plots_the_recorded_rounds(
     assert "<script src" not in page.lower()
     assert 'src="http' not in page.lower()
     assert page.count("<script") == 1 + 3  # plotly.js, then one per figure
-    with ml_hub.db.session() as session:
+    with env.hub.db.session() as session:
         run = session.get(MlRun, study_id)
         assert run is not None and run.model_version
         version = run.model_version
@@ -178,33 +201,19 @@ def test_the_page_plots_the_recorded_rounds(
     assert "each site&#x27;s own held-out AUC" in page  # a figure's caption
 
 
-def test_the_page_is_there_while_the_model_is_released(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    study_id = _train(ml_hub, people, tmp_path, monkeypatch, release=False)
-    response = _get(client, study_id, tokens["carl"])  # a coordinator reads it too
+def test_the_page_is_there_while_the_model_is_released(env: Env) -> None:
+    study_id = env.train(release=False)
+    response = _get(env.client, study_id, env.tokens["carl"])  # a coordinator reads it too
     assert response.status_code == 200, response.text
     assert "<tr><th>Study status</th><td>running</td></tr>" in response.text
-    evals = [r for r in _db_rounds(ml_hub, study_id) if r.eval_model_round is not None]
+    evals = [r for r in _db_rounds(env.hub, study_id) if r.eval_model_round is not None]
     pooled = _plots(response.text)["auc"]["data"][0]
     assert pooled["y"] == pytest.approx([r.eval_auc_pooled for r in evals])
 
 
-def test_the_study_name_is_escaped(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    study_id = _train(ml_hub, people, tmp_path, monkeypatch, release=True, name=EVIL)
-    page = _get(client, study_id, tokens["rita"]).text
+def test_the_study_name_is_escaped(env: Env) -> None:
+    study_id = env.train(release=True, name=EVIL)
+    page = _get(env.client, study_id, env.tokens["rita"]).text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "<script>alert" not in page
     assert page.count("<script") == 4
@@ -255,97 +264,70 @@ def test_a_site_name_is_escaped_in_the_text_and_in_the_legend() -> None:
     assert page.count("<script") == 4
 
 
-def test_who_may_read_the_page(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    study_id = _train(ml_hub, people, tmp_path, monkeypatch, release=True)
-    none = _get(client, study_id, None)
+def test_who_may_read_the_page(env: Env) -> None:
+    study_id = env.train(release=True)
+    none = _get(env.client, study_id, None)
     assert none.status_code == 401
     assert none.headers["WWW-Authenticate"] == "Bearer"
-    other = _get(client, study_id, tokens["olga"])
+    other = _get(env.client, study_id, env.tokens["olga"])
     assert (other.status_code, other.json()["code"]) == (404, "study_not_found")
     assert "<html" not in other.text
-    unknown = _get(client, "no-such-study", tokens["carl"])
+    unknown = _get(env.client, "no-such-study", env.tokens["carl"])
     assert (unknown.status_code, unknown.json()["code"]) == (404, "study_not_found")
-    assert _get(client, study_id, tokens["carl"]).status_code == 200
+    assert _get(env.client, study_id, env.tokens["carl"]).status_code == 200
 
 
-def test_a_study_that_is_not_ml_has_no_figures(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-) -> None:
-    owner = people["rita"][0]
-    study = ml_hub.studies.submit(owner, {"analysis": "count"}, sites=list(trained_ml.SITES))
-    response = _get(client, study.id, tokens["rita"])
+def test_a_study_that_is_not_ml_has_no_figures(env: Env) -> None:
+    owner = env.people["rita"][0]
+    study = env.hub.studies.submit(owner, {"analysis": "count"}, sites=list(trained_ml.SITES))
+    response = _get(env.client, study.id, env.tokens["rita"])
     assert response.status_code == 404
     assert response.json()["code"] == "not_an_ml_study"
     assert "is not an ML study" in response.json()["detail"]
 
 
-def test_an_ml_study_before_its_rounds_has_no_figures_yet(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert ml_hub.flower is not None
-    trained_ml.fake_run(ml_hub.flower, monkeypatch)
-    owner, coordinator = people["rita"][0], people["carl"][0]
-    study_id = trained_ml.join(ml_hub, owner, coordinator)
-    waiting = _get(client, study_id, tokens["rita"])
+def test_an_ml_study_before_its_rounds_has_no_figures_yet(env: Env, clock: FakeClock) -> None:
+    assert env.hub.flower is not None
+    trained_ml.fake_run(env.hub.flower, env.monkeypatch)
+    owner, coordinator = env.people["rita"][0], env.people["carl"][0]
+    study_id = trained_ml.join(env.hub, owner, coordinator)
+    waiting = _get(env.client, study_id, env.tokens["rita"])
     assert (waiting.status_code, waiting.json()["code"]) == (409, "figures_not_ready")
     assert "has no figures yet" in waiting.json()["detail"]
 
     # A run that never reports ends with empty figures: still no page, and why.
-    ml_hub.studies.sweep()
-    trained_ml.answer(ml_hub, "A", {"supernode": "started"}, ResultStatus.OK)
-    trained_ml.answer(ml_hub, "B", {"supernode": "started"}, ResultStatus.OK)
+    env.hub.studies.sweep()
+    trained_ml.answer(env.hub, "A", {"supernode": "started"}, ResultStatus.OK)
+    trained_ml.answer(env.hub, "B", {"supernode": "started"}, ResultStatus.OK)
     clock.advance(61)
-    ml_hub.studies.sweep()
-    trained_ml.answer(ml_hub, "A", {"model_stored": False}, ResultStatus.OK)
-    trained_ml.answer(ml_hub, "B", {"model_stored": False}, ResultStatus.OK)
-    assert ml_hub.studies.get(owner, study_id).status == "completed"
-    failed = _get(client, study_id, tokens["rita"])
+    env.hub.studies.sweep()
+    trained_ml.answer(env.hub, "A", {"model_stored": False}, ResultStatus.OK)
+    trained_ml.answer(env.hub, "B", {"model_stored": False}, ResultStatus.OK)
+    assert env.hub.studies.get(owner, study_id).status == "completed"
+    failed = _get(env.client, study_id, env.tokens["rita"])
     assert (failed.status_code, failed.json()["code"]) == (409, "figures_not_ready")
     assert "no result in time" in failed.json()["detail"]
 
 
-def test_the_cli_writes_the_same_page(
-    ml_hub: Hub,
-    client: TestClient,
-    people: dict[str, tuple[UserView, str]],
-    tokens: dict[str, str],
-    tmp_path: Path,
-    db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    study_id = _train(ml_hub, people, tmp_path, monkeypatch, release=True)
-    home = tmp_path / "operator-home"
+def test_the_cli_writes_the_same_page(env: Env, db_url: str) -> None:
+    study_id = env.train(release=True)
+    home = env.tmp_path / "operator-home"
     home.mkdir()
     (home / "hub.toml").write_text(f'db_url = "{db_url}"\n', encoding="utf-8")
-    out = tmp_path / "figures.html"
+    out = env.tmp_path / "figures.html"
     runner = CliRunner()
     result = runner.invoke(
         cli_app, ["study", "figures", study_id, "--out", str(out), "--home", str(home)]
     )
     assert result.exit_code == 0, result.stderr
-    assert out.read_text(encoding="utf-8") == _get(client, study_id, tokens["rita"]).text
+    assert out.read_text(encoding="utf-8") == _get(env.client, study_id, env.tokens["rita"]).text
 
     missing = runner.invoke(
         cli_app, ["study", "figures", "no-such-study", "--out", str(out), "--home", str(home)]
     )
     assert missing.exit_code == EXIT_CODES[ErrorKind.NOT_FOUND]
     assert "no study 'no-such-study'" in missing.stderr
-    nowhere = tmp_path / "no-such-dir" / "figures.html"
+    nowhere = env.tmp_path / "no-such-dir" / "figures.html"
     unwritable = runner.invoke(
         cli_app, ["study", "figures", study_id, "--out", str(nowhere), "--home", str(home)]
     )
