@@ -24,6 +24,7 @@ import pytest
 from edge_node.deid_text.devset.independent import build as build1
 from edge_node.deid_text.devset.independent2 import build as build2
 from edge_node.deid_text.devset.independent3 import build as build3
+from edge_node.deid_text.devset.independent4 import build as build4
 from edge_node.deid_text.evaluate import load, split_path
 from tests.unit.edge_node.deid_text.marked_sets import (
     CONTRACT_TYPES,
@@ -80,6 +81,20 @@ SETS = {
             },
             min_notes=110,
             min_phi=900,
+        ),
+        HandwrittenSet(
+            name="independent4",
+            build=build4,
+            word_ages={
+                "ninety four": 94,
+                "ninety-seven": 97,
+                "九十": 90,
+                "九十一": 91,
+                "九十六": 96,
+            },
+            min_notes=110,
+            min_phi=1000,
+            langs=frozenset({"zh", "en", None}),
         ),
     )
 }
@@ -162,7 +177,7 @@ def test_resident_ids_cover_valid_wrong_and_x_check_digits(hset: HandwrittenSet)
     assert any(i.endswith("X") and id_check_ok(i) for i in resident)
 
 
-@each("independent2", "independent3")
+@each("independent2", "independent3", "independent4")
 def test_hong_kong_taiwan_and_singapore_malaysia_ids_are_present(hset: HandwrittenSet) -> None:
     ids = id_numbers(hset)
     assert any(re.fullmatch(r"[A-Z]{1,2}\d{6}\([\dA]\)", i) for i in ids)
@@ -186,7 +201,7 @@ def test_ages_are_over_89(hset: HandwrittenSet) -> None:
     assert [a for a in ages if a[1] <= 89] == []
 
 
-@each("independent2", "independent3")
+@each("independent2", "independent3", "independent4")
 def test_kept_ages_are_89_or_less(hset: HandwrittenSet) -> None:
     """A bare number kept right before 岁/y/-year-old is an age that is not PHI."""
     for rec in records_of(hset.name):

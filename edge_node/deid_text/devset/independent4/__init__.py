@@ -1,0 +1,1 @@
+"""Fourth hand-written held-out set for the free-text de-identifier (issue 5)."""
