@@ -838,8 +838,21 @@ class Testbed:
             return
         try:
             self._set_hub_endpoint(site, f"{HUB_UNDERLAY}:{vpn.DEFAULT_PORT}")
+            self._point_hub_at(site)
         finally:
             relay.close()
+
+    def _point_hub_at(self, site: str) -> None:
+        """The hub's endpoint for SITE straight back to the site's own port: left on
+        the closed relay, it would wait for the site's next packet to roam."""
+        entry, hub = self.state.hosts[site], self.hub_host
+        peer = vpn.load_plan(self.vpn_dir).site(site)
+        if entry.tunnel_if is None or hub.tunnel_if is None or peer is None:
+            raise Conflict(f"no tunnel between the hub and {site}")
+        show = ["ip", "netns", "exec", entry.namespace, "wg", "show", entry.tunnel_if]
+        port = _run([*show, "listen-port"]).strip()
+        hub_wg = ["ip", "netns", "exec", hub.namespace, "wg", "set", hub.tunnel_if]
+        _run([*hub_wg, "peer", peer.public_key, "endpoint", f"{entry.underlay}:{port}"])
 
     def _set_hub_endpoint(self, site: str, endpoint: str, *, new_port: bool = False) -> None:
         entry = self.state.hosts[site]
