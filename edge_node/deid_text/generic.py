@@ -230,7 +230,7 @@ def devices(text: str, low: str) -> Iterator[Hit]:
 
 # --- contact details -----------------------------------------------------------------------
 _EXTENSION = re.compile(
-    r"(?:(?<![A-Za-z])(?i:ext|extn|extension|x)\.?|分机|内线|短号)[ \t:：]*(\d[\d\-]{2,7})(?!\d)"
+    r"(?:(?<![A-Za-z])(?i:ext|extn|extension|x|bleep)\.?|分机|分機|内线|內線|短号)[ \t:：]*(\d[\d\-]{2,7})(?!\d)"  # noqa: E501
 )
 _USER_ID = re.compile(
     r"(?<![A-Za-z])(?i:user(?:name| ?id)?|login|uid)[ \t:：]+([a-z][a-z0-9._\-]*\d[a-z0-9._\-]*|[a-z]+\.[a-z]+)(?![\w@])"  # noqa: E501
@@ -241,7 +241,7 @@ _IPV6 = re.compile(
 )
 
 
-_EXTENSION_GATE = re.compile(r"(?:x|分机|内线|短号)\.?[ \t:：]*\d")
+_EXTENSION_GATE = re.compile(r"(?:x|bleep|分机|分機|内线|內線|短号)\.?[ \t:：]*\d")
 
 
 def contacts(text: str, low: str) -> Iterator[Hit]:
@@ -297,8 +297,13 @@ _DATE_TAIL = re.compile(
     r"[ \t]*@[ \t]*(?:[01]\d|2[0-3])[:]?[0-5]\d(?!\d)"
     r"|[ \t]+[+\-]\d{4}(?!\d)"
     r"|[ \t]*[（(]?(?:周|星期)[一二三四五六日天][）)]?"
-    r"|[ \t]*(?:上午|下午|晚上|凌晨|中午|早上|傍晚|夜间)(?:[ \t]*\d{1,2}[ \t]*[时点](?:[ \t]*\d{1,2}[ \t]*分)?)?"  # noqa: E501
+    r"|[ \t]*(?:上午|下午|晚上|凌晨|中午|早上|傍晚|夜间|夜間)(?:[ \t]*[\d一二三四五六七八九十]{1,3}[ \t]*[时点時點](?:[ \t]*[\d一二三四五六七八九十]{1,3}[ \t]*分)?|[ \t]*\d{1,2}[:：][0-5]\d)?"  # noqa: E501
     r"|[ \t]+(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?"
+    # a clock time after a comma, a meridiem, a time zone, an ISO "T" time
+    r"|,[ \t]*(?:[01]?\d|2[0-3]):[0-5]\d"
+    r"|[ \t]?[AaPp]\.?[Mm]\.?(?![A-Za-z])"
+    r"|[ \t]+(?:[A-Z]{1,2}[SD]?T|UTC)(?![A-Za-z])"
+    r"|T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+\-]\d\d:?\d\d)?"
 )
 
 
@@ -308,8 +313,16 @@ _FOREIGN_MONTH_GATE = re.compile(
 )
 
 
+# An ISO 8601 date-time as exported by systems: "2024-03-02T06:07:08Z", "...+08:00".
+_ISO_DATETIME = re.compile(
+    r"\d(?<![\d.]\d)\d{3}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+\-]\d\d:?\d\d)?"
+)
+
+
 def dates(text: str, low: str) -> Iterator[Hit]:
     found = list(in_windows(_MD_DATES, text, windows(_MD_GATE.finditer(text), text, 3, 8)))
+    if "T" in text and ":" in text:
+        found += _ISO_DATETIME.finditer(text)
     if not text.isascii():
         found += _ZH_DATES.finditer(text)
     if "ROC" in text:
@@ -321,7 +334,7 @@ def dates(text: str, low: str) -> Iterator[Hit]:
         yield Hit(m.start(), m.end(), "DATE", True)
 
 
-_TAIL_FIRST = frozenset(" \t@（(周星上下晚凌中早傍夜")
+_TAIL_FIRST = frozenset(" \t@（(周星上下晚凌中早傍夜,AaPpT")
 
 
 def grow_dates(text: str, hits: list[Hit]) -> list[Hit]:
@@ -329,9 +342,9 @@ def grow_dates(text: str, hits: list[Hit]) -> list[Hit]:
     eras = "ROC" in text or "民" in text
     for hit in hits:
         h = hit
-        if h.type == "DATE":
+        if h.type == "DATE" and h.end > h.start:
             e = h.end
-            for _ in range(3):
+            for _ in range(4):
                 # every tail starts with one of these: skip the match otherwise
                 if text[e : e + 1] not in _TAIL_FIRST:
                     break
@@ -383,6 +396,9 @@ _ZH_SURNAME_MOU = re.compile(
 _ZH_ROLE = (
     r"(?:医师|医生|护士|药师|技师|物理师|咨询师|工程师|社工|经办|经治医师|报告人|报修人|检验者|审核者|"
     r"审核药师|开单|接班|交班|核对|签名|签|联系人|与会|参会|记录者|主治醫師|主治医师|医師|"
+    # traditional forms and more desk roles: 醫師：鍾, 核对/发药：严, 随访员：莫
+    r"醫師|醫生|護士|護理師|藥師|技師|物理師|發藥|发药|调配|調配|随访员|隨訪員|主診醫生|主诊医生|"
+    r"随访对象|隨訪對象|助手|"
     r"内科|外科|放疗科|影像科|病理科|检验科|药剂科|麻醉科|超声科|肿瘤科)"
 )
 SURNAMES = "".join(sorted(lexicon().surnames_zh))
@@ -392,12 +408,12 @@ _ZH_ROLE_NAME = re.compile(
     re.M,
 )
 _ZH_NAME_LIST = re.compile(
-    rf"(?<=[、/])([{HAN}]{{1,3}}?)(?={_ZH_TITLE}?(?:[、/\n，,。 \t]|$))", re.M
+    rf"[、/／][ \t]*([{HAN}]{{1,3}}?)(?={_ZH_TITLE}?(?:[、/／\n，,。 \t（(]|$))", re.M
 )
 # A list of people: its label, then short items only ("与会：臧、路遥、", "核对：丁/").
 _ZH_PEOPLE_LIST = re.compile(
     rf"(?:与会|参会|参加人员|出席|核对|人员|签名|医师|护士|记录|[会员对席者师士人])[ \t]*[:：][ \t]*"  # noqa: E501
-    rf"(?:[{HAN}]{{1,6}}[ \t]+)?(?:[{HAN}]{{1,3}}{_ZH_TITLE}?[、/][ \t]*)+$"
+    rf"(?:[{HAN}]{{1,6}}[ \t]+)?(?:[{HAN}]{{1,3}}{_ZH_TITLE}?[ \t]*[、/／][ \t]*)+$"
 )
 _ZH_NAME_AFTER_LATIN = re.compile(
     rf"(?<![\w'])[{UP}][{LO}]+(?:[ \t]*/[ \t]*([{HAN}]{{1,3}})|[ \t]+([{HAN}]{{2,3}}))"
@@ -456,7 +472,7 @@ def zh_names(text: str) -> Iterator[Hit]:
     for m in _ZH_NAME_LIST.finditer(text):
         # the next names of a list of people: "核对：丁/蒋", "与会：臧、路遥、冷"
         line_start = text.rfind("\n", 0, m.start()) + 1
-        if _ZH_PEOPLE_LIST.search(text, line_start, m.start()) and _zh_name_ok(m.group(1)):
+        if _ZH_PEOPLE_LIST.search(text, line_start, m.start(1)) and _zh_name_ok(m.group(1)):
             yield Hit(m.start(1), m.end(1), "NAME", False)
     for m in _ZH_NAME_AFTER_LATIN.finditer(text):
         g = 1 if m.group(1) else 2
@@ -665,7 +681,8 @@ _ZH_ORG_MORE = re.compile(
     rf"[{HAN}]{{2,8}}?(?:教育局|[一二三四五六七八九十]局|纸业|电力|集团|小学|中学|幼儿园)(?![{HAN}]?医院)"
 )
 _EN_EMPLOYER = re.compile(
-    rf"(?i:employer|employed by|works for|school)[ \t:]+((?:[{UP}][\w&.'\-]*[ \t]*){{1,4}})(?=[ \t]*(?:[—–\-,;.(]|$|[a-z]))",  # noqa: E501
+    # the name may hold a lower-case joining word: "Bank of Erewhon", "Smith and Sons"
+    rf"(?i:employer|employed by|works for|school)[ \t:]+((?:[{UP}][\w&.'\-]*[ \t]*(?:(?:of|and|for|the)[ \t]+(?=[{UP}]))?){{1,4}})(?=[ \t]*(?:[—–\-,;.(]|$|[a-z]))",  # noqa: E501
     re.M,
 )
 
@@ -709,6 +726,193 @@ def detect(text: str, low: str | None = None) -> list[Hit]:
         *places(text, low),
         *organizations(text, low),
     ]
+    hits += more_people(text, low)
     if not text.isascii():
         hits += zh_names(text)
+        hits += zh_more_people(text)
     return hits
+
+
+# --- round 5: people by the company they keep ------------------------------------------
+# A chat line's speaker: "[09:41] kim_r: on my way".
+_CHAT_SPEAKER = re.compile(r"\[\d{1,2}:\d\d(?::\d\d)?\][ \t]+([A-Za-z][\w.\-]{1,24}):")
+# A login handle after a verb of record-keeping: "approved by tdelacroix", "monitor pquist".
+_HANDLE = re.compile(
+    r"[ \t](?:by|monitor|user|operator)[ \t]+([a-z][a-z0-9._]{3,24})(?=[ \t]*(?:[.,;:()\n]|$))"
+)
+# A role abbreviation before a full name: "NP Jo Marsh", "RN Ciara O'Hare", "tech Bo Lind".
+_ROLE_ABBR_NAME = re.compile(
+    r"(?:NP|RN|LPN|CNS|SW|PA|HCA|tech|Tech)[ \t]+([A-Z][a-z]+[ \t]+(?:O'|Mc|Mac)?[A-Z][a-z'\-]*[a-z])"  # noqa: E501
+    r"(?![A-Za-z])"
+)
+# A title before an initial without its dot ("Mrs J Okafor") or a name in capitals
+# ("DR OKAFOR-LUND").
+_TITLE_INITIAL = re.compile(
+    r"M(?<![A-Za-z]M)(?:rs|r|s|iss)\.?[ \t]+([A-Z][ \t]+[A-Z][a-z'\-]+[a-z])(?![A-Za-z])"
+    r"|(?:D(?<![A-Za-z]D)R|M(?<![A-Za-z]M)(?:RS|R|S)|P(?<![A-Za-z]P)ROF)\.?[ \t]+([A-Z][A-Z'\-]+[A-Z])(?![A-Za-z])"  # noqa: E501
+)
+# A street named without its number after "on"/"at" or a comma: "on Elm Rd", ", Acre St,".
+_BARE_STREET = re.compile(
+    r"(?:on|at|,)[ \t]+([A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?[ \t](?:St|Street|Rd|Road|Ave|Avenue|Blvd|"
+    r"Boulevard|Lane|Ln|Hwy|Pike))(?=[ \t]*[,;.)\n])"
+)
+# HL7 v2 fields: a person's name (XPN: family^given^middle), an identifier with its
+# assigning authority and type (CX: 8812^^^SITE^MR), a telephone (XTN: ^PRN^PH^^1^555^0100).
+_HL7_NAME = re.compile(
+    rf"[|^]([A-Z][A-Z'\-]+\^[A-Z][A-Z'\-]+(?:\^[A-Z]?)*|[{HAN}]{{1,2}}\^[{HAN}]{{1,3}})(?=[|^~])"
+)
+_HL7_ID = re.compile(r"[|~]([0-9A-Z][0-9A-Z\-]{3,}\^\^\^[A-Z0-9]+\^(?:MR|NI|PI|PT|SS|AN))(?=[|~^])")
+_HL7_PHONE = re.compile(r"\^(?:PRN|WPN|ORN|NET)\^(?:PH|CP|FX|BP)\^\^([\d^]{7,})")
+# A link without its scheme: "portal.example.cn/r/Ab12", "bit.ly/3xYz".
+_BARE_URL = re.compile(
+    r"[a-z0-9](?<![\w.@/][a-z0-9])[a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:cn|com|org|net|io|ly|uk|au|hk|tw)"
+    r"/[A-Za-z0-9_\-./?=&%]*[A-Za-z0-9]"
+)
+# A Canadian postcode ("K1A 0B1") and an Irish Eircode ("A65 F4E2").
+_CA_POSTCODE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])\d[A-Z][ ]\d[A-Z]\d(?![A-Za-z0-9])")
+_EIRCODE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])(?:\d\d|6W)[ ]([0-9A-Z]{4})(?![A-Za-z0-9])")
+
+
+def more_people(text: str, low: str) -> Iterator[Hit]:
+    lex = lexicon()
+    if "[" in text:
+        for m in _CHAT_SPEAKER.finditer(text):
+            yield Hit(m.start(1), m.end(1), "NAME", True)
+    if _any(low, (" by ", " monitor ", " user ", " operator ")):
+        for m in _HANDLE.finditer(text):
+            word = m.group(1)
+            if not dictionary_word(word) and word not in lex.clinical_lower:
+                yield Hit(m.start(1), m.end(1), "NAME", True)
+    for m in _ROLE_ABBR_NAME.finditer(text):
+        if m.start() and (text[m.start() - 1].isalnum()):
+            continue
+        first = m.group(1).split()[0]
+        if first in lex.english_common or first.lower() in lex.clinical_lower:
+            continue
+        yield Hit(m.start(1), m.end(1), "NAME", True)
+    for m in _TITLE_INITIAL.finditer(text):
+        g = 1 if m.group(1) else 2
+        word = m.group(g)
+        if g == 2 and (dictionary_word(word.lower()) or word.lower() in lex.clinical_lower):
+            continue
+        yield Hit(m.start(g), m.end(g), "NAME", True)
+    for m in _BARE_STREET.finditer(text):
+        first = m.group(1).split()[0]
+        if first not in lex.english_common and first.lower() not in lex.clinical_lower:
+            yield Hit(m.start(1), m.end(1), "ADDRESS", True)
+    if "/" in text:
+        for m in _BARE_URL.finditer(text):
+            yield Hit(m.start(), m.end(), "URL", True)
+    if "^" in text and "|" in text:
+        for p in (_HL7_NAME, _HL7_ID, _HL7_PHONE):
+            for m in p.finditer(text):
+                kind = "NAME" if p is _HL7_NAME else "MRN" if p is _HL7_ID else "PHONE"
+                yield Hit(m.start(1), m.end(1), kind, True)
+    for m in _CA_POSTCODE.finditer(text):
+        yield Hit(m.start(), m.end(), "ADDRESS", True)
+    for m in _EIRCODE.finditer(text):
+        unit = m.group(1)
+        if any(c.isdigit() for c in unit) and any(c.isalpha() for c in unit):
+            yield Hit(m.start(), m.end(), "ADDRESS", True)
+
+
+# Relatives and carers written with kin words the lexicon lacks (其母, 长孙, 老公, 二哥),
+# nicknames in quotes after 小名, a nurse called 小+surname, a sibling's name in brackets.
+_ZH_KIN = (
+    r"(?:其母|其父|其妻|其夫|其兄|其姐|其弟|其妹|长孙|長孫|次孙|孫女|孫子|外孫|老公|老婆|媳妇|媳婦|"
+    r"大哥|二哥|三哥|大姐|二姐|三姐|小妹|小弟|大嫂|二嫂|老大|老二|老三|兒子|女兒|閨蜜|闺蜜|朋友|邻居|鄰居|"
+    r"室友|同事|同学|同學)"
+)
+_ZH_KIN_NAME = re.compile(
+    rf"{_ZH_KIN}[（(]?([{HAN}]{{2,3}}?)(?=[，,。；;：:、（()）\s\d在说說来來去给給从從和与與的是陪送带帶也都就还還让讓把跟帮幫等]|$)",
+    re.M,
+)
+_ZH_NICKNAME = re.compile(
+    rf"(?:小名|乳名|昵称|暱稱|绰号|綽號|外号|外號)[ \t:：]*[\"“「『]([{HAN}]{{1,4}})[\"”」』]"
+)
+_ZH_STAFF_NICK = re.compile(rf"(?:护士|護士|护工|護工|保姆)(小[{SURNAMES}])")
+
+
+# A one-character surname standing alone: before a form of address after a space
+# (主治 宓 医生), after a bed number (3床 柏 禁食), at the end of a table row (… 02:00  柏).
+_ZH_LONE_SURNAME = re.compile(
+    rf"[ \t]([{SURNAMES}])[ \t]+(?:医生|醫生|主任|护士|護士|教授|老师|老師|大夫)"
+    rf"|床[ \t]+([{SURNAMES}])[ \t]"
+    rf"|[ \t]{{2,}}([{SURNAMES}])[ \t]*$",
+    re.M,
+)
+# Elders by surname and form of address at a line or clause start: 柏阿婆, 柏伯伯.
+_ZH_ELDER = re.compile(
+    rf"(?:^|[\s：:、，,。])([{SURNAMES}])(?:阿婆|阿公|阿伯|婆婆|伯伯|叔叔|阿叔)", re.M
+)
+# A name followed by who they are in brackets: 珊珊（闺蜜）, 阿明（邻居）.
+_ZH_NAME_THEN_KIN = re.compile(
+    rf"([{HAN}]{{2,3}})[（(](?:闺蜜|閨蜜|朋友|同事|邻居|鄰居|室友|同学|同學|丈夫|妻子|老公|老婆|"
+    rf"儿子|兒子|女儿|女兒|哥哥|姐姐|弟弟|妹妹|护工|護工|保姆)[）)]"
+)
+# A speaker in meeting minutes named after a department: 内科柏文：…
+_ZH_DEPT_SPEAKER = re.compile(rf"科([{SURNAMES}][{HAN}]{{1,2}})[：:]")
+# A short internal number: after a staff role (值班医生 8812), before （内线）.
+_ZH_STAFF_NUMBER = re.compile(
+    r"(?:医生|醫生|护士长|護士長|护士|護士|医师|醫師|值班)[ \t]*(\d{3,5})(?![\d.年月日号號:：\-/])"
+)
+_ZH_EXT_AFTER = re.compile(r"\d(?<!\d\d)\d{2,5}[ \t]*[（(](?:内线|內線|分机|分機|短号)")
+# An employer: a name ending in a kind of company or school, then a job or a work word
+# (…航空乘务员, 在…油田值班, …中学任教); it starts after a marker or punctuation.
+_ZH_EMPLOYER_END = re.compile(
+    r"(?:航空|油田|石化|汽车|汽車|煤气|煤氣|电力|電力|电网|電網|银行|銀行|集团|集團|公司|高中|中学|中學|"
+    r"小学|小學|学校|學校|物流|快递|快遞)"
+    r"(?=[（(]?(?:员工|員工|职工|職工|退休|工程师|工程師|飞行员|飛行員|乘务员|乘務員|教师|教師|老师|老師|"
+    r"司机|司機|工人|值班|工作|上班|任|会计|會計|经理|經理))"
+)
+_ZH_EMPLOYER_STOP = frozenset("在为為於于是的到去从從和与與及，,。；;：:、（()）\n\t 0123456789")
+
+
+def zh_employers(text: str) -> Iterator[Hit]:
+    for m in _ZH_EMPLOYER_END.finditer(text):
+        s = m.start()
+        while s > 0 and m.end() - s < 16 and text[s - 1] not in _ZH_EMPLOYER_STOP:
+            if not _HAN_CHAR.match(text[s - 1]):
+                break
+            s -= 1
+        if m.end() - s >= 4:
+            yield Hit(s, m.end(), "ORGANIZATION", True)
+
+
+_HAN_CHAR = re.compile(f"[{HAN}]")
+
+
+# Numbers read aloud in Chinese digits, spaced or not: seven or more is a phone or a
+# record number (一三九 零零五七, 二五零六一二零零八八); a date has at most four in a row.
+_ZH_DIGIT_RUN = re.compile(r"[零〇一二三四五六七八九](?:[ \t]?[零〇一二三四五六七八九]){6,}")
+# A Chinese court case number: （2024）粤0305民初1234号.
+_ZH_CASE_NO = re.compile(rf"[（(]\d{{4}}[）)][{HAN}]{{1,2}}\d{{0,4}}[{HAN}]{{1,4}}\d+号")
+
+
+def zh_more_people(text: str) -> Iterator[Hit]:
+    for m in _ZH_DIGIT_RUN.finditer(text):
+        yield Hit(m.start(), m.end(), "PHONE", True)
+    if "号" in text:
+        for m in _ZH_CASE_NO.finditer(text):
+            yield Hit(m.start(), m.end(), "OTHER", True)
+    for m in _ZH_LONE_SURNAME.finditer(text):
+        g = 1 if m.group(1) else 2 if m.group(2) else 3
+        yield Hit(m.start(g), m.end(g), "NAME", True)
+    for p in (_ZH_ELDER, _ZH_NAME_THEN_KIN, _ZH_DEPT_SPEAKER):
+        for m in p.finditer(text):
+            if _zh_name_ok(m.group(1)) or p is _ZH_ELDER:
+                yield Hit(m.start(1), m.end(1), "NAME", True)
+    for m in _ZH_STAFF_NUMBER.finditer(text):
+        yield Hit(m.start(1), m.end(1), "PHONE", True)
+    if "内线" in text or "內線" in text or "分机" in text or "分機" in text or "短号" in text:
+        for m in _ZH_EXT_AFTER.finditer(text):
+            e = m.start() + len(m.group().split("（")[0].split("(")[0].rstrip())
+            yield Hit(m.start(), e, "PHONE", True)
+    yield from zh_employers(text)
+    for m in _ZH_KIN_NAME.finditer(text):
+        if _zh_name_ok(m.group(1)):
+            yield Hit(m.start(1), m.end(1), "NAME", True)
+    for m in _ZH_NICKNAME.finditer(text):
+        yield Hit(m.start(1), m.end(1), "NAME", True)
+    for m in _ZH_STAFF_NICK.finditer(text):
+        yield Hit(m.start(1), m.end(1), "NAME", True)

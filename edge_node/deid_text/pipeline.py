@@ -226,7 +226,14 @@ def protected_terms(text: str, low: str) -> list[tuple[int, int, str]]:
     found.update((s, e, "staging") for s, e in rules.tnm_spans(text))
     found.update(context.protected(text))
     found.update(_institutions(text, low))
+    if "NCT" in text or "ISRCTN" in text or "ChiCTR" in text:
+        found.update((m.start(), m.end(), "clinical") for m in _TRIAL_ID.finditer(text))
     return sorted(found)
+
+
+# A public trial registration number names a study, not a person: NCT01234567,
+# ISRCTN12345678, ChiCTR2000012345.
+_TRIAL_ID = re.compile(r"(?:NCT\d{8}|ISRCTN\d{8}|ChiCTR(?:-[A-Z]{2,5}-)?\d{8,10})(?![0-9])")
 
 
 _UPW = rf"[{rules.UP}][\w'’.&\-]{{0,40}}"  # bounded: no quadratic scan of a long run
@@ -238,7 +245,7 @@ _INSTITUTION = re.compile(
     rf"Hospital(?:[ \t][{rules.UP}][{rules.LO}]+){{1,2}}{_STREET_AFTER}(?=[ \t]*(?:[—–,.;:)\n]|$))"
     rf"|(?:The[ \t])?(?:{_UPW}[ \t](?:(?:of|for|and|&|–|-|de|da|do)[ \t])?){{0,5}}"
     r"(?:Hospital|Hospice|Infirmary|Cancer Cent(?:re|er)|Medical Cent(?:re|er)|Health Cent(?:re|er)|"  # noqa: E501
-    r"Institute|Memorial|NHS(?: Foundation)? Trust|Universitätsmedizin|Cancer Hospital)"
+    r"Institute|Memorial|NHS(?: Foundation)? Trust|Universitätsmedizin|Cancer Hospital|Clinic)"
     rf"{_STREET_AFTER}(?![ \t]*(?i:number|no\b|#|id\b))"
     rf"(?:[ \t][{rules.UP}][{rules.LO}]+(?=[ \t]*(?:[—–,.;:)\n]|$)))?"
     rf"|(?:[{rules.UP}][a-z]+(?:al|ive|ic|ary)[ \t])?(?:[{rules.UP}][a-z]+(?:al|ive|ic|ary|ogy))[ \t]"  # noqa: E501
@@ -255,7 +262,7 @@ _EMPLOYED_BEFORE = re.compile(
 # Every branch of `_INSTITUTION` has one of these (capitalised) words or a hyphen between
 # capitals: the full pattern runs only around them.
 _INSTITUTION_GATE = re.compile(
-    r"Hospital|Hospice|Infirmary|Cent(?:re|er)|Institute|Memorial|Trust|Universitätsmedizin|"
+    r"Hospital|Hospice|Infirmary|Cent(?:re|er)|Institute|Memorial|Trust|Universitätsmedizin|Clinic|"
     r"Surgery|Care|Medicine|Oncology|Service|Nursing|Radiology|Pulmonology|Team|"
     rf"[{rules.UP}][a-z]*olog|[a-z]-[{rules.UP}]"
 )
@@ -267,7 +274,7 @@ _INSTITUTION_GATE = re.compile(
 _GATE_WORDS = (
     "Hospital", "Hospice", "Infirmary", "Centre", "Center", "Institute", "Memorial", "Trust",
     "Universitätsmedizin", "Surgery", "Care", "Medicine", "Oncology", "Service", "Nursing",
-    "Radiology", "Pulmonology", "Team",
+    "Radiology", "Pulmonology", "Team", "Clinic",
 )  # fmt: skip
 _INSTITUTION_WORD_GATE = re.compile(
     rf"[{rules.UP}](?:"

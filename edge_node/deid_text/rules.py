@@ -211,8 +211,8 @@ NUMERIC_DATES = re.compile("|".join(f"(?:{p.pattern})" for p in DATE_PATTERNS[5:
 
 _OLD = r"(?:9\d|1[0-4]\d)"
 AGE_PATTERNS = [
-    re.compile(rf"(?<![\d.]){_OLD}\s*(?:周岁|岁半|岁)"),
-    re.compile(r"(?:九十|一百)[一二三四五六七八九十零]{0,3}岁"),
+    re.compile(rf"(?<![\d.]){_OLD}\s*(?:周岁|岁半|岁|歲)"),
+    re.compile(r"(?:九十|一百)[一二三四五六七八九十零]{0,3}[岁歲]"),
     re.compile(
         rf"(?<![\d.]){_OLD}(?:\s*-?\s*(?i:years?|yrs?|y)\s*-?\s*(?i:old)|-?(?:yo|y/o|y\.o\.)|[MF])(?![A-Za-z])"
     ),
@@ -231,9 +231,14 @@ _SPELLED_OLD = (
 SPELLED_AGE = re.compile(
     rf"(?<![A-Za-z])(?i:{_SPELLED_OLD})[ \-]*(?i:years?|yrs?)(?:[ \-]*(?i:old))?(?![A-Za-z])"
     rf"|(?<![A-Za-z])(?i:aged?)[ \t]*[:：]?[ \t]*((?i:{_SPELLED_OLD}))(?![A-Za-z])"
+    # alone between commas or brackets after a name: "Ann Roe, ninety-one, ..."
+    rf"|[,(][ \t]?((?i:{_SPELLED_OLD}))(?=[ \t]*[,;)])"
 )
 AGE_LABELS = r"年龄|(?i:age|aged)"
-AGE_LABEL = re.compile(rf"(?:{AGE_LABELS})\s*[:：]?\s*({_OLD})(?!\d|\.\d)")
+# a qualifier may stand between the label and its colon: "Age as stated: 97"
+AGE_LABEL = re.compile(
+    rf"(?:{AGE_LABELS})(?:(?:[ \t]+[a-z]+){{1,3}}[ \t]*[:：]|\s*[:：]?)\s*({_OLD})(?!\d|\.\d)"
+)
 
 # --- names --------------------------------------------------------------------------
 
@@ -242,7 +247,10 @@ _WORD = (
     rf"(?:(?:[A-Z]'|Ma?c|De|La|Le|Di|Da)?[{UP}][{LO}]+(?:[-'](?:Ma?c)?[{UP}]?[{LO}]+)*|[A-Z]\.|"
     rf"[{UP}]{{2,}}(?:[-'][{UP}]+)*)"
 )
-_PART = r"(?:bin|binti|bte|van|von|de|der|den|du|dos|das|di|da|del|la|le|al|el|ter|ap)"
+# a/p, a/l, s/o, d/o: "son/daughter of" in Malaysian and Singaporean names
+_PART = (
+    r"(?:bin|binti|bte|van|von|de|der|den|du|dos|das|di|da|del|la|le|al|el|ter|ap|a/p|a/l|s/o|d/o)"
+)
 # Up to two particles ("van den Berg") and a nickname in quotes ('William "Bill" Roe').
 FULL = rf"{_WORD}(?:[ \t](?:{_PART}[ \t]){{0,2}}(?:\"[A-Za-z]+\"[ \t])?{_WORD}){{0,3}}"
 # "Dr van der Berg": a title may be followed by lower-case particles of a surname.
@@ -278,7 +286,7 @@ SIGNOFF_NAME = re.compile(
 EN_LABEL_NAME = re.compile(
     rf"(?:{NAME_LABELS})(?![A-Za-z])[ \t]*[:\-,]?[ \t]*\(?[ \t]*(?:{TITLE_EN}[ \t]+)?"
     rf"([{UP}][{UP}{LO}'\-]+,[ \t]*[{UP}][{LO}]+(?:[ \t][{UP}][{LO}]+|[ \t][A-Z]\.)?"
-    rf"|[{UP}]{{2,}}(?:-[{UP}]+)?,[ \t]*[{UP}]{{2,}}|[A-Z](?:\.[A-Z]){{1,3}}\.?|{FULL})"
+    rf"|[{UP}]{{2,}}(?:-[{UP}]+)?,[ \t]*[{UP}]{{2,}}(?:[ \t][{UP}]{{2,}})?|[A-Z](?:\.[A-Z]){{1,3}}\.?|{FULL})"  # noqa: E501
 )
 # Where a name may end: before a degree ("Jane Roe, MD") or a relation in brackets
 # ("Liang Li (husband)"); the name is then read backwards from there (`name_before`).
@@ -290,9 +298,10 @@ SUFFIX_ANCHOR = re.compile(
     r"niece|nephew|grandson|granddaughter|guardian|neighbou?r|hca|np|cns|bms|rn|fy[12]|pharmacist)\)"
     # a role after a comma: "Tom Roe, Social Worker", "Ann Lee, Specialist Dietitian"
     # (the comma first: a literal start keeps the case-blind scan cheap)
-    r"|,[ \t]*(?i:(?:senior |specialist |clinical |research |staff )?(?:social worker|dietitian|"
-    r"pharmacist|physiotherapist|counsell?or|coordinator|nurse specialist|technician|radiographer|"
-    r"prior auth specialist|secretary|registrar|consultant))(?![A-Za-z])"
+    r"|,[ \t]*(?i:(?:senior |specialist |clinical |research |staff |oncology |breast care )?"
+    r"(?:social worker|dietitian|pharmacist|physiotherapist|counsell?or|coordinator|nurse specialist|"  # noqa: E501
+    r"technician|radiographer|prior auth specialist|secretary|registrar|consultant|liaison nurse|"
+    r"nurse practitioner|nurse navigator|case manager|chaplain))(?![A-Za-z])"
 )
 EN_CAPS_SEQ = re.compile(
     rf"(?<![A-Za-z'])(?:{_WORD})(?:[ \t](?:{_PART}[ \t])?{_WORD}){{0,3}}(?![A-Za-z])"
@@ -365,12 +374,18 @@ UK_POSTCODE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]?\d[A-Z\d]?[ ]\d[A-Z]{
 US_STATE_ZIP = re.compile(r"[A-Z](?<=[ ,][A-Z])[A-Z][ ]\d{5}(?:-\d{4})?(?!\d)")
 _EN_STREET = (
     r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Close|"
-    r"Crescent|Highway|Hwy|Parkway|Square|Row|Gardens|Walk|Hill|Grove|Mews)"
+    r"Crescent|Highway|Hwy|Parkway|Square|Row|Gardens|Walk|Hill|Grove|Mews|"
+    # more street-type words: Australian, New Zealand and Irish abbreviations
+    r"Cres|Pde|Parade|Circuit|Cct|Esplanade|Esp|Quay|Tce|Pike)"
 )
 EN_ADDRESS = re.compile(
+    r"(?:\d{1,2}(?:st|nd|rd|th)[ \t]+Floor,?[ \t]*)?"
     r"(?:(?:Flat|Apt|Apartment|Unit|Suite|Room|Rm|Floor)\.?[ \t]*[\w\-]+,?[ \t]*)?"
     r"(?:(?:Block|Blk|Bldg|Building|Tower)\.?[ \t]*[\w\-]+,?[ \t]*)?"
-    rf"(?:No\.?[ \t]*)?\d{{1,5}}[A-Za-z]?,?[ \t]+(?:[A-Z][a-z']+[ \t]+){{1,3}}{_EN_STREET}\.?(?![A-Za-z])"  # noqa: E501
+    # a number range or a unit before a hyphen ("12-14", "1204-55", "1365-C"), and a
+    # compass point after the street type ("Elm St W", "Main Rd NE")
+    rf"(?:No\.?[ \t]*)?(?:\d{{1,5}}-)?\d{{1,5}}(?:-?[A-Za-z])?,?[ \t]+(?:[A-Z][a-z']+[ \t]+){{1,3}}{_EN_STREET}\.?(?![A-Za-z])"  # noqa: E501
+    r"(?:[ \t](?:NE|NW|SE|SW|N|S|E|W)(?![A-Za-z]))?"
     r"(?:,?[ \t]*(?:[A-Z][a-z']+[ \t]+){0,2}(?:District|County|Province|City|Town|Village|Township|Borough))*"  # noqa: E501
 )
 EN_AREA = re.compile(
@@ -765,7 +780,7 @@ def in_windows(
 
 # The house number, street name and street word every `EN_ADDRESS` match holds: it
 # starts with a digit, so it scans faster than the pattern and its optional prefixes.
-_ADDRESS_NEED = re.compile(rf"\d[A-Za-z]?,?[ \t]+(?:[A-Z][a-z']+[ \t]+){{1,3}}{_EN_STREET}")
+_ADDRESS_NEED = re.compile(rf"\d(?:-?[A-Za-z])?,?[ \t]+(?:[A-Z][a-z']+[ \t]+){{1,3}}{_EN_STREET}")
 
 
 _DAY_BEFORE = re.compile(r"(?<![\w])" + DAY + r"(?:\s+of)?[\s\-/]+$")
@@ -894,7 +909,7 @@ def patterns(text: str, low: str | None = None) -> list[Hit]:
             while end > m.start() and text[end - 1] in " ,\t":
                 end -= 1
             hits.append(Hit(m.start(), end, "DATE", True))
-    if "岁" in text:
+    if "岁" in text or "歲" in text:
         hits += _groups(AGE_PATTERNS[0], text, "AGE")
         hits += _groups(AGE_PATTERNS[1], text, "AGE")
     if "ninety" in low or "hundred" in low:
