@@ -540,6 +540,8 @@ def _zh_start(norm: str, start: int, floor: int) -> int:
             if not (k > floor and norm[k - 1] in "ctls" and not norm[k - 2 : k - 1].isalpha()):
                 break
         a -= 1
+    if norm[a : a + 1] in ("年", "月", "日", "号") and a > floor and norm[a - 1].isdigit():
+        a += 1  # "2010年胆囊切除术": the date's unit is not part of the name
     trig = None
     for t in s.zh_trigger.finditer(norm, a, start):
         trig = t
@@ -651,11 +653,13 @@ def _surgeries(norm: str) -> list[Mention]:
     result = re.compile(_spec()["surgery"]["en_result_before"])
     not_before = re.compile(_spec()["surgery"]["not_before"])
     labelled = [d for d in dates if d[2] and label.search(norm[max(0, d[0] - 25) : d[0]])]
-    out = []
-    for a, b in _chain(norm, _surgery_pieces(norm)):
+    out: list[Mention] = []
+    for a, chain_end in _chain(norm, _surgery_pieces(norm)):
+        b = _zh_tail(norm, a, chain_end)
         name = norm[a:b]
         zh = bool(_HAN.search(name))
-        after = re.split(r"[,.;(]", norm[b : b + 20])[0]
+        # the clause after the name ends at a Chinese full stop too ("…清扫术。术后…引流")
+        after = re.split(r"[,.;(。，；]", norm[b : b + 20])[0]
         # "wedge resection … with pleural biopsy": the biopsy is part of the operation
         head = _WITH_BIOPSY.sub("", name)
         if (s.zh_exclude if zh else s.en_exclude).search(head + " " + after):
@@ -668,12 +672,32 @@ def _surgeries(norm: str) -> list[Mention]:
         if negated or uncertain or _family(norm, a):
             continue
         iso, date_span = _date_for(norm, a, b, dates)
+        if date_span is None and out and _SAME_DAY.search(norm[max(0, a - 14) : a]):
+            # "同日急诊行开胸探查止血术": a re-operation dated by the one before it
+            iso, date_span = out[-1].value["date"], out[-1].value["date_span"]
         if date_span is None and labelled:  # "手术日期: 2023-08-03" on its own line
             near = min(labelled, key=lambda d: abs(d[0] - a))
             if abs(near[0] - a) <= 300:
                 iso, date_span = near[2], (near[0], near[1])
         out.append(Mention("surgery", a, b, {"date": iso, "date_span": date_span}, context=False))
     return out
+
+
+_SAME_DAY = re.compile(r"同日|当日|当天|同一天|\b(?:on )?the same day\b|\blater that day\b")
+_ZH_TAIL = re.compile(r"\+([\u4e00-\u9fff]{2,14}术)")
+
+
+def _zh_tail(norm: str, a: int, b: int) -> int:
+    """ "…修补术+带蒂肋间肌瓣覆盖术": a further "+…术" step of a Chinese operation whose
+    word is not in the vocabulary is part of the same procedure, unless it is itself
+    no surgery (drainage, biopsy)."""
+    if not _HAN.search(norm[a:b]):
+        return b
+    m = _ZH_TAIL.match(norm, b)
+    while m and not _surg().zh_exclude.search(m.group(1)):
+        b = m.end()
+        m = _ZH_TAIL.match(norm, b)
+    return b
 
 
 def _planned(norm: str, a: int, b: int) -> bool:

@@ -205,6 +205,7 @@ class Vocab:
     comparison: re.Pattern[str]
     stage: re.Pattern[str]
     treatment_change: re.Pattern[str]
+    no_residual: re.Pattern[str]
     simplified: dict[int, str]
     same_lobe: re.Pattern[str]
     rest: re.Pattern[str]
@@ -316,6 +317,7 @@ def vocab() -> Vocab:
         recommend=_rx("|".join(spec["recommendation"]["words"])),
         stage=_rx(spec["stage_statement"]["pattern"]),
         treatment_change=_rx(spec["treatment_change"]["pattern"]),
+        no_residual=_rx("|".join(spec["treatment_change"]["no_residual"])),
         comparison=_rx(_mixed(nl["comparison"])),
         another=_rx("(?:" + "|".join(spec["another_lesion"]["words"]) + ")"),
         simplified={
@@ -679,7 +681,13 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
     label: list[str | None] = [None] * len(norm)
     has_findings = any(s.name == "findings" for s in secs)
     cuts = [s.end for s in secs] + [m.start() for m in v.extra_heading.finditer(norm)]
-    starts = [s.start for s in secs if s.name not in IGNORED_SECTIONS and s.name != "body"]
+    # a "comparison" section starts right after its own heading: not a section the
+    # ignored comparison sentence should stop at
+    starts = [
+        s.start
+        for s in secs
+        if s.name not in IGNORED_SECTIONS and s.name not in ("body", "comparison")
+    ]
     starts += [m.start() for m in v.extra_heading.finditer(norm)]
     for s in secs:
         e = s.end
@@ -708,6 +716,11 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
         kind = "impression" if m.group("imp") else "findings"
         e = min([c for c in cuts if c > m.end()] + [len(norm)])
         label[m.start() : e] = [None] * (m.end() - m.start()) + [kind] * (e - m.end())
+    title = _TITLE.match(norm)
+    if title and "\n" in norm[title.end() :] and not re.search(r"\d", _F18.sub("", title.group(0))):
+        # "PET/CT - solitary pulmonary nodule (dictated)": the report's title names the
+        # study and its indication, no finding
+        label[: title.end()] = [None] * title.end()
     for m in v.ignore_heading.finditer(norm):
         stop = (
             re.compile(r"\n")
@@ -715,6 +728,12 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
             else re.compile(r"\n|[。;]|\.(?=\s)")
         )
         e = (stop.search(norm, m.end()) or re.search(r"$", norm)).start()  # type: ignore[union-attr]
+        if norm.count("(", m.end(), e) > norm.count(")", m.end(), e):
+            # "Comparison: 05/30/2026 (RLL mass 3.9 cm, SUVmax 13.0; right hilar node …)":
+            # the prior study's values in brackets belong to the ignored sentence
+            close = norm.find(")", e, norm.find("\n", e) % (len(norm) + 1))
+            if close >= 0:
+                e = (stop.search(norm, close) or re.search(r"$", norm)).start()  # type: ignore[union-attr]
         # a one-paragraph report ("History: … Findings: … Impression: …"): the
         # ignored heading ends where the next section begins
         e = min([c for c in starts if m.end() <= c < e] + [e])
@@ -732,6 +751,10 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
     return out
 
 
+_TITLE = re.compile(
+    r"[ \t#*]*(?:(?:18)?f-?(?:18)?\s*-?\s*)?(?:fdg\s+)?pet\s*[/-]?\s*ct\b[^\n:]{0,90}(?=\n)"
+)
+_F18 = re.compile(r"\b(?:18f|f-?18)\b")
 _NEXT_LABEL = re.compile(r"(?<=\n)[ \t]*[a-z\u4e00-\u9fff][a-z /\u4e00-\u9fff]{1,28}:")
 
 
@@ -972,9 +995,22 @@ def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
     # "呈生理性显影", "physiologic activity in …" governs even a noun-like word
     strong = v.physio_strong.search(norm, p.start, p.end) or v.physio_strong.search(norm, a, b)
     p.physio = bool(strong) or (bool(physio) and not p.noun)
+    if not p.physio and not p.noun and b < ub:
+        # "甲状腺弥漫性轻度摄取增高，考虑甲状腺炎所致生理性改变": the next chunk explains
+        # the uptake as physiological
+        na, nb = _chunk(norm, b + 1, b + 1, ub)
+        nxt = norm[na:nb]
+        if _EXPLAINS.match(nxt) and v.physio.search(nxt):
+            p.physio = True
     if v.resolved.search(norm, p.hit.end, p.end):
         # "原纵隔7区高代谢淋巴结现已不明显", "… has resolved": gone, like an absent lesion
         p.negated = True
+
+
+_EXPLAINS = re.compile(
+    r"\s*(?:考虑|多考虑|多为|提示|符合|系"
+    r"|\b(?:likely|probably|consistent with|in keeping with|c/w))"
+)
 
 
 def _cues(text: str, norm: str, p: Part, start: int, end: int, ua: int, lang: str) -> None:
@@ -1007,7 +1043,16 @@ def _prior(norm: str, pos: int, lo: int) -> bool:
         if re.search(r"(?:" + v.prior.pattern + r")\s*$", norm[max(lo, paren - 12) : paren]):
             return True
     a, _ = _chunk(norm, pos, lo, pos + 1)
+    if _CHANGED_FROM.search(norm, max(a, pos - 40), pos):
+        return True  # "has decreased from 5.8 cm to 2.5 cm": 5.8 is the earlier study's
     return bool(v.prior.search(norm, max(a, pos - 12), pos))
+
+
+_CHANGED_FROM = re.compile(
+    r"\b(?:decreased|increased|reduced|shrunk|shrank|grown|enlarged|regressed|progressed"
+    r"|risen|fallen|dropped)\s+(?:in\s+(?:size|uptake|suvmax)\s+)?from\s*$"
+    r"|[由从](?=[^,;。]{0,6}$)"
+)
 
 
 def _in_reference_chunk(norm: str, pos: int, lo: int, hi: int) -> bool:
@@ -1154,6 +1199,8 @@ def _respectively(norm: str, parts: list[Part]) -> None:
 
 
 def _conj_only(tail: str) -> bool:
+    # "Hepatic (x2), left adrenal and osseous metastases": a count after a site
+    tail = re.sub(r"\(\s*(?:x\s*\d+|\d+\s*[处个枚]|two|three|multiple)\s*\)", " ", tail)
     tail = re.sub(r"[()\[\]]|\bstations?\b|\blevels?\s*[ivx]+\b|第|\d+\s?[rl]?|区|组", " ", tail)
     tail = re.sub(r"[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ]+[ab]?", " ", tail)
     tail = re.sub(r"淋巴结|\blymph\b|\bnod(?:es?|al)\b", " ", tail)
@@ -1256,7 +1303,9 @@ def _qualifies(p: Part) -> bool:
 
 
 def build(text: str, norm: str, lang: str, secs: list[Section]) -> list[Lesion]:
-    parts = [p for p in all_parts(text, norm, lang, secs) if not p.negated]
+    found = all_parts(text, norm, lang, secs)
+    gone = [p for p in found if p.negated and p.section == "impression" and _says_gone(p)]
+    parts = [p for p in found if not p.negated]
     lesions: list[Lesion] = []
     pending: list[Part] = []
     for p in sorted(parts, key=lambda q: q.hit.start):
@@ -1303,7 +1352,30 @@ def build(text: str, norm: str, lang: str, secs: list[Section]) -> list[Lesion]:
     for p in generic:
         _attach_generic(p, pending, lesions)
     lesions = [les for les in lesions if not _treatment_change(les)]
+    lesions = [les for les in lesions if not _gone_in_impression(les, gone)]
     return sorted(lesions, key=lambda les: les.first)
+
+
+def _says_gone(p: Part) -> bool:
+    v = vocab()
+    return bool(v.resolved.search(p.norm_text) or v.no_residual.search(p.norm_text))
+
+
+def _gone_in_impression(les: Lesion, gone: list[Part]) -> bool:
+    """The impression calls a lesion the findings still describe resolved ("Complete
+    metabolic response of the 4R nodal disease", "治疗后纤维化，代谢完全缓解，无残存活性
+    肿瘤") and nothing else in the impression names it: no lesion (a node of the same
+    region with other station labels stays)."""
+    if any(p.section == "impression" for p in les.parts):
+        return False
+    mine: set[str] = set().union(*(_labels(p) for p in les.parts))
+    for g in gone:
+        if g.hit.key != les.key:
+            continue
+        theirs = _labels(g)
+        if not theirs or not mine or theirs & mine:
+            return True
+    return False
 
 
 def _treatment_change(les: Lesion) -> bool:
@@ -1312,6 +1384,8 @@ def _treatment_change(les: Lesion) -> bool:
     malignant word judges it: like post-surgical change, no lesion."""
     if not any(vocab().treatment_change.search(p.norm_text) for p in les.parts):
         return False
+    if any(vocab().no_residual.search(p.norm_text) for p in les.parts):
+        return True
     judging = [p for p in les.parts if p.section == "impression"] or les.parts
     return not any(p.cues & {"malignant", "metastasis"} for p in judging)
 
@@ -1480,6 +1554,9 @@ def record(les: Lesion) -> dict[str, Any]:
     }
 
 
+_PSEUDO = re.compile(r"假性进展|假进展|\bpseudo-?\s?progression\b")
+
+
 def _role(les: Lesion, tendency: str | None, cues: set[str]) -> str | None:
     v = vocab()
     if les.site in NODE_SITES:
@@ -1490,6 +1567,9 @@ def _role(les: Lesion, tendency: str | None, cues: set[str]) -> str | None:
     if les.site in LOBES:
         if tendency == "malignant":
             return "metastasis" if met else "primary"
+        if tendency == "indeterminate" and any(_PSEUDO.search(p.norm_text) for p in les.parts):
+            # "肿瘤进展与免疫治疗相关假性进展鉴别": the known tumour, only its course in doubt
+            return "primary"
         return None
     if les.site in v.distant:
         return "metastasis" if tendency == "malignant" else None

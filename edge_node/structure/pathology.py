@@ -373,11 +373,12 @@ def _find_sizes(norm: str) -> list[Mention]:
 
 _T = r"(x|is|[0-4][a-d]?(?:mi)?)"
 _TNM_GROUP = re.compile(
-    r"(?<![a-z0-9])(?:y?p|r)?t" + _T + r"(?:\s*\(m\))?\s*,?\s*(?:y?p)?n([0-3][a-c]?|x)"
+    # "rpT2a": the r of a recurrence is dropped like p and yp
+    r"(?<![a-z0-9])(?:r?y?p|r)?t" + _T + r"(?:\s*\(m\))?\s*,?\s*(?:y?p)?n([0-3][a-c]?|x)"
     r"(?:\s*,?\s*(?:y?p)?m([01][a-d]?|x))?(?![a-z0-9])"
 )
 _TNM_ONE = re.compile(
-    r"(?<![a-z0-9])y?p([tnm])\s*(?:分期|分类|stage|category)?\s*:?\s*([tnm])?"
+    r"(?<![a-z0-9])r?y?p([tnm])\s*(?:分期|分类|stage|category)?\s*:?\s*([tnm])?"
     r"(x|is|[0-4][a-d]?(?:mi)?)(?![0-9])"
 )
 
@@ -744,7 +745,22 @@ def _find_margins(norm: str) -> list[Mention]:
     for m in _R_STATUS.finditer(norm):
         value = "negative" if m.group(1) == "0" else "positive"
         out.append(Mention("margin", m.start(), m.end(), value, context=False))
+    for m in _R_IN_TNM.finditer(norm):
+        # "pT1c pN0 (0/14) L0 V0 Pn0 R0": the residual-tumour code closes the staging line
+        value = "negative" if m.group(1) == "0" else "positive"
+        out.append(Mention("margin", m.start(1) - 1, m.end(), value, context=False))
+    for m in _BR_CODE.finditer(norm):
+        # Japanese General Rules "br(-)": the bronchial margin
+        value = "negative" if m.group(1) == "-" else "positive"
+        out.append(Mention("margin", m.start(), m.end(), value, context=False))
     return out
+
+
+_R_IN_TNM = re.compile(
+    r"(?<![a-z0-9])(?:y?p?t[0-4x][a-c]?|y?p?n[0-3x]|v[0-2]|pn[01])(?![a-z0-9])"
+    r"[^\n.;]{0,30}?(?<![a-z0-9])r([012])(?![a-z0-9])"
+)
+_BR_CODE = re.compile(r"(?<![a-z0-9])br\s*\(\s*([-+])\s*\)")
 
 
 # ---------------------------------------------------------------- pleura / vessels
@@ -772,6 +788,7 @@ _LVI_RE = re.compile(
     r"|(?<![a-z])microvascular invasion(?![a-z])"
     r"|(?P<lplain>脉管(?=\s*:))"
 )
+_LV_CODES = re.compile(r"(?<![a-z0-9])(?:ly|l)([0-2])\s*[,;]?\s*v([0-2])(?![a-z0-9])")
 _POS_AFTER = re.compile(
     r"^[\s:=]*(?:-\s+)?(?:(?:is|was|are)\s+)?(?:\(\+\)|阳性|有|可见|受累|累及|侵犯|present|identified|seen|yes|"
     r"positive|invaded|involved|"
@@ -872,6 +889,14 @@ def _find_invasion(text: str, norm: str) -> list[Mention]:
         if neg is None and m.group("plain"):
             continue  # "紧邻脏层胸膜" says where, not whether it is invaded
         out.append(Mention("vpi", a, b, not neg, context=False))
+    for m in _LV_CODES.finditer(norm):
+        # "L0 V0" (UICC), "ly0, v1" (Japanese General Rules): lymphatic and venous
+        # invasion graded 0-2 side by side; either one present is LVI
+        out.append(
+            Mention(
+                "lvi", m.start(), m.end(), m.group(1) != "0" or m.group(2) != "0", context=False
+            )
+        )
     for m in _LVI_RE.finditer(norm):
         if _not_assessed(norm, m):
             continue
