@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
 
 import pytest
 
 from edge_node.structure import lesions
-from edge_node.structure.pipeline import extract
-from edge_node.structure.text import detect_lang, required_literal, required_literals
-
-
-def _path(text: str) -> dict[str, Any]:
-    return extract("pathology", text, detect_lang(text)).fields
-
-
-def _dis(text: str) -> dict[str, Any]:
-    return extract("discharge", text, detect_lang(text)).fields
-
-
-def _pet(text: str, lang: str = "en") -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = extract("petct", text, lang).fields["lesions"]
-    return out
-
+from edge_node.structure.text import required_literal, required_literals
+from tests.unit.edge_node.structure.round_helpers import dis_fields as _dis
+from tests.unit.edge_node.structure.round_helpers import path_fields as _path
+from tests.unit.edge_node.structure.round_helpers import pet_lesions as _pet
 
 # --------------------------------------------------------------------------- pathology
 

@@ -11,28 +11,18 @@ and drug names in traditional characters."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from edge_node.structure.pipeline import extract
-from edge_node.structure.text import detect_lang
-
-
-def _path(text: str) -> dict[str, Any]:
-    return extract("pathology", text, detect_lang(text)).fields
-
-
-def _dis(text: str) -> dict[str, Any]:
-    return extract("discharge", text, detect_lang(text)).fields
-
-
-def _pet(text: str, lang: str = "en") -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = extract("petct", text, lang).fields["lesions"]
-    return out
-
-
-def _sites(lesions: list[dict[str, Any]]) -> list[str]:
-    return [les["site"] for les in lesions]
-
+from tests.unit.edge_node.structure.round_helpers import (
+    dis_fields as _dis,
+)
+from tests.unit.edge_node.structure.round_helpers import (
+    path_fields as _path,
+)
+from tests.unit.edge_node.structure.round_helpers import (
+    pet_lesions as _pet,
+)
+from tests.unit.edge_node.structure.round_helpers import (
+    sites as _sites,
+)
 
 # --------------------------------------------------------------------------- PET-CT
 
