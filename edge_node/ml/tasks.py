@@ -401,16 +401,9 @@ class MlTasks:
             study_id,
             ", ".join(map(str, orphans)),
         )
-        for sig, wait in ((signal.SIGTERM, ORPHAN_GRACE_S), (signal.SIGKILL, ORPHAN_GRACE_S)):
-            for pid in orphans:
-                signal_flower_pid(pid, sig)  # only while that pid still runs a Flower program
-            deadline = time.monotonic() + wait
-            while orphans and time.monotonic() < deadline:
-                time.sleep(0.05)
-                orphans = stale_flower_processes(home)
-            if not orphans:
-                return
-        raise InvalidInput(f"Flower process(es) {orphans} in {home} would not end")
+        left = _end_flower_processes(home, orphans)
+        if left:
+            raise InvalidInput(f"Flower process(es) {left} in {home} would not end")
 
     def _standardise(self, ml: MLStudySpec, params: Mapping[str, Any], directory: Path) -> None:
         """The rows the ClientApp trains on: the join's snapshot with the pooled constants."""
@@ -453,9 +446,17 @@ class MlTasks:
 
     def stop(self, study_id: str) -> None:
         running = self.running.pop(study_id, None)
-        if running is not None:
-            stop_process_tree(running.popen)
-            _LOG.info("ML study %s: SuperNode stopped", study_id)
+        if running is None:
+            return
+        stop_process_tree(running.popen)
+        # The SuperNode's SuperExec sits in a session of its own and ends only when it
+        # notices its parent gone; one that exited by itself leaves no children to
+        # find, so whatever Flower process still works in the study's folder goes too.
+        home = self._dir(study_id) / FLWR_HOME
+        left = _end_flower_processes(home, stale_flower_processes(home))
+        if left:
+            _LOG.error("ML study %s: Flower process(es) %s would not end", study_id, left)
+        _LOG.info("ML study %s: SuperNode stopped", study_id)
 
     def reap(self) -> None:
         """Stop SuperNodes whose study ran out of time (the release never came)."""
@@ -550,3 +551,18 @@ def standardisation_sums(
 def _bin(name: str) -> Path:
     # The SuperNode is the one installed beside this Python, never one from PATH.
     return Path(sys.executable).parent / name
+
+
+def _end_flower_processes(home: Path, pids: list[int]) -> list[int]:
+    """SIGTERM, then SIGKILL, the Flower processes working in `home`; those still
+    running after both (none, normally)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not pids:
+            break
+        for pid in pids:
+            signal_flower_pid(pid, sig)  # only while that pid still runs a Flower program
+        deadline = time.monotonic() + ORPHAN_GRACE_S
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = stale_flower_processes(home)
+    return pids

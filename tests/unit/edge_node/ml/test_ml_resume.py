@@ -195,6 +195,32 @@ def test_an_orphan_of_a_killed_edge_is_ended_and_replaced(
     assert alive(restarted) and supernode_args.exists()
 
 
+def test_stopping_a_study_ends_the_superexec_its_exited_supernode_left(
+    site: EdgeDbs,
+    home: Path,
+    edges: list[MlTasks],
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    """A SuperNode that the hub's unregistration made exit leaves its SuperExec (own
+    session, polls for its parent) running a while: the release must not leave it."""
+    ml = edge(site, home, edges)
+    join_and_train(site, ml)
+    flwr_home = home / "ml" / STUDY / FLWR_HOME
+    superexec = spawn(flwr_home, "flower-superexec")
+    bystander = spawn(flwr_home, "backup-job")
+    processes.extend([superexec, bystander])
+    time.sleep(0.2)
+    supernode = ml.running[STUDY].popen
+    os.killpg(supernode.pid, signal.SIGTERM)  # exits by itself, before the release
+    supernode.wait(timeout=5)
+    assert superexec.poll() is None  # in a session of its own: the group signal missed it
+
+    ml.stop(STUDY)
+    assert ended(superexec) and superexec.returncode == -signal.SIGTERM
+    assert bystander.poll() is None
+    assert STUDY not in ml.running
+
+
 def test_a_study_whose_time_ran_out_is_not_resumed(
     site: EdgeDbs,
     home: Path,
