@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 MAX_SHIFT_DAYS = 180
 # Annotated sets shipped in `devset/`, scored by `oncofed-edge deid-eval --split`.
-SPLITS = ("dev", "heldout", "independent", "independent2", "independent3", "independent4")
+SPLITS = (
+    "dev",
+    "heldout",
+    "independent",
+    "independent2",
+    "independent3",
+    "independent4",
+    "independent5",
+)
 
 
 @dataclass(frozen=True)
