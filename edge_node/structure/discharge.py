@@ -412,7 +412,33 @@ def _diagnoses(text: str, norm: str) -> list[Mention]:
     for mention in found:
         mention.negated, mention.uncertain = _status(norm, mention.start, mention.end)
         mention.negated = mention.negated or _family(norm, mention.start)
+        _cured(norm, mention)
     return found + _codes(text, norm)
+
+
+_ITEM_END = re.compile(r"\n|\s\d{1,2}[.)](?!\d)|;")
+
+
+def _cured(norm: str, m: Mention) -> None:
+    """A primary cancer its own item says is gone ("history of colon cancer, s/p
+    hemicolectomy 2018, no recurrence", "乳腺癌术后10年，无复发") is the personal
+    history code Z85.x (ICD-10: the cancer excised, no evidence of it remaining), not
+    the cancer. A past cancer without such a statement keeps its C code."""
+    code = str(m.value)
+    if not re.fullmatch(r"C\d{2}(?:\.\d)?", code) or code[:3] in ("C77", "C78", "C79"):
+        return
+    spec = _spec()["cancer_history"]
+    start = max(norm.rfind("\n", 0, m.start) + 1, 0)
+    stop = _ITEM_END.search(norm, m.end)
+    item = norm[start : stop.start() if stop else len(norm)]
+    if not re.search(spec["no_disease"], item):
+        return
+    cat = int(code[1:3])
+    for span, z in spec["codes"].items():
+        lo, _, hi = span.partition("-")
+        if int(lo[1:]) <= cat <= int((hi or lo)[1:]):
+            m.value = z
+            return
 
 
 # ---------------------------------------------------------------- dates
@@ -439,6 +465,8 @@ def _date_res() -> list[tuple[re.Pattern[str], str]]:
                 ),
                 (re.compile(rf"({mon})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})"), "mdy"),
                 (re.compile(r"(?<![\d.])(\d{1,2})/(\d{1,2})/(\d{4})"), "num"),
+                # "14.10.2026", "14-10-2026": written day first where dots or dashes are used
+                (re.compile(r"(?<![\d./-])(\d{1,2})([.-])(\d{1,2})\2(\d{4})(?![\d.]\d)"), "numdot"),
                 (re.compile(r"(?<![\d./])(\d{1,2})/(\d{1,2})/(\d{2})(?![\d/])"), "num2"),
                 (re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?(?![\d])"), "ym"),
                 (re.compile(rf"({mon})\.?,?\s+(\d{{4}})"), "my"),
@@ -452,17 +480,30 @@ def _dates(norm: str) -> list[tuple[int, int, str | None]]:
     """(start, end, ISO date or None for a partial date) of every date in the text."""
     out: list[tuple[int, int, str | None]] = []
     used: list[tuple[int, int]] = []
+    found: list[tuple[re.Match[str], str]] = []
     for pat, form in _date_res():
         for m in pat.finditer(norm):
             if any(a < m.end() and m.start() < b for a, b in used):
                 continue
             used.append((m.start(), m.end()))
-            out.append((m.start(), m.end(), _iso(m.groups(), form)))
+            found.append((m, form))
+    day_first = _day_first([m for m, form in found if form in ("num", "num2")])
+    for m, form in found:
+        out.append((m.start(), m.end(), _iso(m.groups(), form, day_first)))
     out.sort()
     return out
 
 
-def _iso(g: tuple[str | Any, ...], form: str) -> str | None:
+def _day_first(numeric: list[re.Match[str]]) -> bool | None:
+    """The order a summary writes its numeric dates in, read from the dates that can
+    only be read one way ("19/03/2026" is day first, so "05/03/2026" in the same
+    summary is 5 March); None when the summary does not say or says both."""
+    day = any(int(m.group(1)) > 12 for m in numeric)
+    month = any(int(m.group(2)) > 12 for m in numeric)
+    return day if day != month else None
+
+
+def _iso(g: tuple[str | Any, ...], form: str, day_first: bool | None = None) -> str | None:
     try:
         if form == "ymd":
             y, mo, d = int(g[0]), int(g[1]), int(g[2])
@@ -474,10 +515,13 @@ def _iso(g: tuple[str | Any, ...], form: str) -> str | None:
             y, mo, d = int(g[2]), _MONTHS[g[1]], int(g[0])
         elif form == "mdy":
             y, mo, d = int(g[2]), _MONTHS[g[0]], int(g[1])
+        elif form == "numdot":
+            a, b, y = int(g[0]), int(g[2]), int(g[3])
+            mo, d = (a, b) if b > 12 else (b, a)
         elif form in ("num", "num2"):
             a, b, y = int(g[0]), int(g[1]), int(g[2])
             y += 2000 if form == "num2" else 0
-            mo, d = (b, a) if a > 12 else (a, b)
+            mo, d = (b, a) if a > 12 or (day_first and b <= 12) else (a, b)
         else:
             return None
         return dt.date(y, mo, d).isoformat()
@@ -563,7 +607,8 @@ def _en_start(norm: str, start: int, floor: int) -> int:
         m = _EN_WORD.search(norm, max(floor, k - 30), k)
         if not m or m.start() < floor or s.en_stop.fullmatch(m.group(0)):
             break
-        if m.start() > 0 and (norm[m.start() - 1].isalnum() or norm[m.start() - 1] in "/-"):
+        before = norm[m.start() - 1] if m.start() > 0 else ""
+        if before.isascii() and (before.isalnum() or before in "/-"):
             break  # a word cut by the window: too long to be a qualifier
         a = m.start()
     return a
@@ -603,10 +648,24 @@ def _chain(norm: str, pieces: list[tuple[int, int]]) -> list[list[int]]:
     one procedure ("胸腔镜下右肺上叶切除术+纵隔淋巴结清扫术")."""
     s = _surg()
     chains: list[list[int]] = []
-    for a, b in pieces:
+    for i, (a, b) in enumerate(pieces):
         if chains:
             gap = norm[chains[-1][1] : a]
+            then = norm[b : pieces[i + 1][0]] if i + 1 < len(pieces) else ""
+            if (
+                _LIST_COMMA.fullmatch(gap)
+                and re.search(r"\bwith\b", norm[chains[-1][0] : chains[-1][1]])
+                and _LISTED_PART.fullmatch(then)
+            ):
+                # "lobectomy with diaphragm resection (partial), patch repair and node
+                # dissection": a middle item of one operation's listed parts
+                chains[-1][1] = b
+                continue
             if len(gap) <= 8 and s.connector.match(gap):
+                chains[-1][1] = b
+                continue
+            if _CONVERTED.fullmatch(gap):
+                # "VATS lobectomy converted to open thoracotomy": one operation
                 chains[-1][1] = b
                 continue
             if _LISTED_PART.fullmatch(gap):
@@ -636,11 +695,19 @@ def _drop_translations(norm: str, chains: list[list[int]]) -> list[list[int]]:
     return out
 
 
+_LIST_COMMA = re.compile(r"(?:\s*\([^()\n;]{0,20}\))?\s*,\s*")
 _LISTED_PART = re.compile(
     # an aside in brackets that is no date ("(ribs 1-3)", not "(2019)")
     r"(?:\s*\((?![^()]*\d{4})[^()\n;]{0,20}\))?(?:\s*,\s*[a-z][a-z -]{0,30}?)?"
     r"\s*(?:,\s*)?(?:and|with|plus|\+|及|并)\s+"
 )
+
+
+_CONVERTED = re.compile(
+    r"\s*,?\s*(?:(?:and\s+|then\s+)?(?:was\s+)?converted|conversion)\s+to\s+|中转"
+)
+# "(post-resection)", "pre-op": a state named after an operation, not an operation
+_STATE_ONLY = re.compile(r"(?:post|pre|after)\s*-\s*[a-z]+")
 
 
 _WITH_BIOPSY = re.compile(r"\s+(?:with|and|plus|\+)\s+(?:[a-z-]+\s+){0,2}biops(?:y|ies)$")
@@ -657,6 +724,8 @@ def _surgeries(norm: str) -> list[Mention]:
     for a, chain_end in _chain(norm, _surgery_pieces(norm)):
         b = _zh_tail(norm, a, chain_end)
         name = norm[a:b]
+        if _STATE_ONLY.fullmatch(name):
+            continue
         zh = bool(_HAN.search(name))
         # the clause after the name ends at a Chinese full stop too ("…清扫术。术后…引流")
         after = re.split(r"[,.;(。，；]", norm[b : b + 20])[0]
@@ -1024,7 +1093,9 @@ def _refines(m: Mention, listed: list[Mention]) -> bool:
 
 
 _LABEL = re.compile(
-    r"^[ \t#*-]*(?:\[([^\]\n]{1,16})\]|([a-z\u4e00-\u9fff][a-z\u4e00-\u9fff /&'-]{0,44}?)\s*:)",
+    # a Chinese section number may lead the label ("三、病史摘要：")
+    r"^[ \t#*-]*(?:[一二三四五六七八九十]{1,3}\s*[、.,]\s*)?"
+    r"(?:\[([^\]\n]{1,16})\]|([a-z\u4e00-\u9fff][a-z\u4e00-\u9fff /&'-]{0,44}?)\s*:)",
     re.M,
 )
 # a heading alone on its line, no colon (dictated "Discharge diagnoses")

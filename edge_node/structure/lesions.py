@@ -351,7 +351,7 @@ _SUV = re.compile(
     r"(?:suv\s*[-_]?\s*max|suv\s*\(\s*max\s*\)|max(?:imum|\.)?\s+suv|suv\s*最大值|最大标准摄取值(?:\s*\(\s*suv\s*max\s*\))?"
     r"|最大摄取值|suv(?!\s*(?:mean|peak|avg|平均|均值|lbm|bw\s*mean)))"
     r"(?:\s|[:=()~≈]|值|约|为|达|高达|是|分别|早期相?|\bearly\b"
-    r"|\bof\b|\bup to\b|\bwas\b|\bis\b|\bapprox\w*\.?|\babout\b)*"
+    r"|\bof\b|\bup to\b|\bwas\b|\bis\b|\bnow\b|\bcurrently\b|\bapprox\w*\.?|\babout\b)*"
     r"(\d+(?:\.\d+)?)(?:\s*(?:-|~|至|to)\s*(\d+(?:\.\d+)?))?"
 )
 
@@ -643,6 +643,10 @@ def _negated_before(text: str, norm: str, pos: int, lo: int, lg: str) -> bool:
         return False
     between = norm[last.end() : pos]
     if v.neg_break[lg].search(between):
+        return False
+    if ")" in between and "(" not in between and "(" in norm[lo : last.start()]:
+        # "5 mm nodule (no FDG uptake) and LUL 7 mm nodule": the cue was an
+        # aside about the lesion before, closed by its bracket
         return False
     if lg == "zh" and any(text[i] in ",，;；" for i in range(last.end(), pos)):
         return False
@@ -1101,6 +1105,22 @@ def _share(text: str, norm: str, parts: list[Part]) -> None:
             # "RML consolidation and mediastinal adenopathy, consistent with infection"
             p.cues = set((nxt.shared_from or nxt).cues if nxt.shared_from else nxt.cues)
             p.borrowed = True
+    for prev, p in itertools.pairwise(parts):
+        # "Metastases to the right adrenal gland and liver": a judgement written before
+        # the first site of a list covers the sites listed after it
+        if p.section != "impression" or p.negated or p.noun or judged(p.cues):
+            continue
+        if prev.negated or not judged(prev.cues) or not _joined(text, prev.hit.end, p.hit.start):
+            continue
+        if _leads(norm, prev):
+            p.cues = set(prev.cues)
+            p.borrowed = True
+
+
+def _leads(norm: str, p: Part) -> bool:
+    """A malignant judgement stands before the part's site ("metastases to the …")."""
+    lead = re.split(r"[,;:。]", norm[p.start : p.hit.start])[-1]
+    return any(vocab().tendency[c].search(lead) for c in ("malignant", "metastasis"))
 
 
 _RESPECTIVELY = re.compile(
@@ -1254,12 +1274,21 @@ def all_parts(text: str, norm: str, lang: str, secs: list[Section]) -> list[Part
     return parts
 
 
+_JUDGES_BEFORE = re.compile(r"[ \t]*;[ \t]*")
+_ANAPHOR = re.compile(
+    r"\s*(?:其(?!余|他|它)|该(?:病灶|结节|肿块|处)|此处|(?:at|along|within|adjacent to) its\b)"
+)
+
+
 def _continue_unit(text: str, norm: str, lang: str, p: Part, a: int, b: int) -> Part | None:
     """A unit without a site on the same line continues the part before it
     ("肝内见多发低密度灶。大者约3.4cm" ; "segment 7, 2.6 cm, SUV 8.1"), or, when it
     describes a lesion measured on its own after one already measured ("…SUVmax
     10.5；另见一结节状高代谢灶，直径约0.9cm，SUVmax 7.8"), is another lesion there."""
-    if "\n" in norm[p.end : a] or re.match(r"\s*\d+\s*[.,)]", norm[a:b]):
+    # "其外侧缘新见一结节…": a sentence that points back at the site goes on with it,
+    # on the next line too
+    back = _ANAPHOR.match(norm, a, b)
+    if ("\n" in norm[p.end : a] and not back) or re.match(r"\s*\d+\s*[.,)]", norm[a:b]):
         return None
     if p.negated or p.shared_from is not None:
         return None
@@ -1271,7 +1300,19 @@ def _continue_unit(text: str, norm: str, lang: str, p: Part, a: int, b: int) -> 
     if negated_before(text, norm, a, a, lang):
         return None
     if p.section == "impression" and extra.noun:
-        return None  # "Calcified granuloma, benign.": a sentence about another lesion
+        # "Calcified granuloma, benign.": a sentence about another lesion, unless it
+        # points back at the site ("其外侧缘新发高代谢结节，考虑局部复发")
+        if back and extra.lesion_cue:
+            return extra
+        if not _JUDGES_BEFORE.fullmatch(norm, p.end, a):
+            return None
+        # "RML nodule with low uptake; adenocarcinoma versus hamartoma": after a
+        # semicolon the same statement goes on to judge it
+    lead = len(norm[a:b]) - len(norm[a:b].lstrip())
+    if extra.physio and v.physio.match(norm, a + lead):
+        # "…SUVmax 6.1. Physiologic bowel uptake.": a sentence about the normal uptake
+        # elsewhere, not a judgement of the lesion before
+        return None
     measured = (extra.sizes and p.sizes) or (extra.suvs and p.suvs)
     if measured and (extra.noun or extra.abnormal or v.another.match(norm, a, b)):
         return extra

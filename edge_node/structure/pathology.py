@@ -21,6 +21,7 @@ Decisions a reader of the output should know (details in devset/README-pathology
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -204,7 +205,9 @@ def _find_differentiation(norm: str) -> list[Mention]:
 
 
 _DIFF_TYPO = re.compile(
-    r"(?<![a-z])(wel{1,2}|mod[a-z]{4,9}|poo?r[a-z]{0,4})[\s-]+dif{1,2}[a-z]{5,10}ed(?![a-z])"
+    # "moderately differen-\ntiated": a word broken at the line's end
+    r"(?<![a-z])(wel{1,2}|mod[a-z]{4,9}|poo?r[a-z]{0,4})[\s-]+"
+    r"dif{1,2}(?:[a-z]|-[ \t]*\n[ \t]*){5,12}ed(?![a-z])"
 )
 
 
@@ -310,8 +313,25 @@ def _size_cues() -> tuple[re.Pattern[str], frozenset[str], frozenset[str], re.Pa
 
 _LOCATION_BEFORE = re.compile(
     r"(?<![a-z])(?:on|at|into|towards?|near|abutting|involving|within|invading|reaching|along)"
-    r"\s+(?:the\s+)?(?:[a-z0-9]+\s+){0,2}$"
+    r"\s+(?:the\s+)?(?:[a-z0-9]+\s+){0,3}$"
 )
+
+
+_BRACKET_BEFORE = re.compile(r"\)\s*[,:]?\s*$")
+
+
+def _opening(norm: str, close: int) -> int | None:
+    """Offset of the "(" that the ")" at `close` shuts, on the same line."""
+    depth = 0
+    for i in range(close, max(-1, close - 300), -1):
+        ch = norm[i]
+        if ch == "\n":
+            return None
+        depth += ch == ")"
+        depth -= ch == "("
+        if depth == 0:
+            return i
+    return None
 
 
 def _size_kind(norm: str, start: int, end: int) -> str | None:
@@ -323,7 +343,17 @@ def _size_kind(norm: str, start: int, end: int) -> str | None:
     c_start, c_end = _clause_at(norm, start)
     if ahead.match(norm[end : min(c_end, end + 60)]):
         return "tumour"  # "a 28 x 22 mm tan mass": the noun after the size decides
+    shut = _BRACKET_BEFORE.search(norm, max(0, start - 6), start)
+    if shut:
+        # "Squamous cell carcinoma (p40 positive; TTF-1 negative), 3.7 cm": the
+        # words before the bracket own the size
+        opened = _opening(norm, shut.start())
+        if opened is not None:
+            start = opened
+            c_start = _clause_at(norm, start)[0]
     lo = max(c_start, start - 80)
+    if re.search(r"(?<![a-z])margins?(?![a-z])[^,;。]{0,30}\(\s*$", norm[lo:start]):
+        return None  # "Bronchial margin: clear of tumour (22 mm)": the clearance
     if re.search(r"距[^,;。]{0,12}$", norm[lo:start]):
         return None  # "距支气管切缘2cm", "切缘距肿瘤2cm": a distance
     cues = list(cue_re.finditer(norm, lo, start))
@@ -713,6 +743,37 @@ _R_STATUS = re.compile(r"(?<![a-z0-9])r([012])(?![a-z0-9])\s*(?:切除|resection
 
 
 _MARGIN_ASIDE = re.compile(r"\s*\([^()\n]{1,60}\)")
+_MARGIN_NAME = (
+    r"(?:bronchial|vascular|arterial|venous|parenchymal|pleural|staple(?:d)?(?: line)?|"
+    r"soft tissue|chest wall|fissure|resection|surgical|all)"
+)
+_MARGIN_NAMES = re.compile(
+    r"[\s:]*(?:" + _MARGIN_NAME + r"(?:\s*\([a-z ]{1,20}\))?\s*(?:,|and|&|/)?\s*)+"
+)
+# "; staple line: involved": a further margin named after the first status
+_LATER_MARGIN = re.compile(
+    r"\s*[;,]\s*(?:and\s+)?" + _MARGIN_NAME + r"(?:\s*\([a-z ]{1,20}\))?\s*(?:margins?)?\s*[:-]?\s*"
+)
+
+
+def _later_margins(norm: str, pos: int, stop: int | None) -> list[Mention]:
+    """Statuses of further margins listed on the same line after the first one."""
+    out = []
+    end = norm.find("\n", pos)
+    end = len(norm) if end < 0 else end
+    if stop is not None:
+        end = min(end, stop)
+    while pos < end:
+        named = _LATER_MARGIN.match(norm, pos, end)
+        if not named:
+            break
+        s = _MARGIN_STATUS.match(norm, named.end(), end)
+        if not s:
+            break
+        value = "negative" if s.group("neg") else "positive"
+        out.append(Mention("margin", named.start(), s.end(), value, context=False))
+        pos = s.end()
+    return out
 
 
 def _find_margins(norm: str) -> list[Mention]:
@@ -725,6 +786,12 @@ def _find_margins(norm: str) -> list[Mention]:
         hi = min(c_end, m.end() + 30)
         if i + 1 < len(kws):
             hi = min(hi, kws[i + 1].start())
+        names = _MARGIN_NAMES.match(norm, m.end(), c_end)
+        if names and names.end() > m.end():
+            # "Margins: bronchial, arterial and parenchymal clear": the names, then the status
+            hi = max(hi, min(c_end, names.end() + 20))
+            if i + 1 < len(kws):
+                hi = min(hi, kws[i + 1].start())
         s = _MARGIN_STATUS.search(norm, m.end(), hi)
         aside = None if s else _MARGIN_ASIDE.match(norm, m.end())
         if aside:
@@ -736,6 +803,7 @@ def _find_margins(norm: str) -> list[Mention]:
         if s:
             value = "negative" if s.group("neg") else "positive"
             out.append(Mention("margin", m.start(), s.end(), value, context=False))
+            out += _later_margins(norm, s.end(), kws[i + 1].start() if i + 1 < len(kws) else None)
             continue
         b = _MARGIN_BEFORE.search(norm[max(c_start, m.start() - 40) : m.start()])
         if b:
@@ -861,9 +929,20 @@ _NOT_ASSESSED_LIST = re.compile(
 )
 
 
+_AND_ANOTHER = re.compile(
+    r"\s*(?:及|和|与|、|/|\band\b|\bor\b)\s*[a-z\u4e00-\u9fff ]{1,20}?"
+    r"(?:侵犯|浸润|invasion|involvement)"
+)
+
+
 def _not_assessed(norm: str, m: re.Match[str]) -> bool:
     """ "cannot be assessed" after the feature, or "无法评估脉管及胸膜侵犯" before it."""
     if _NOT_ASSESSED.match(norm, m.end()):
+        return True
+    # "脉管侵犯及胸膜侵犯无法评估" (a needle biopsy), "LVI and pleural invasion cannot be
+    # assessed": a list of features judged together after the last one
+    joined = _AND_ANOTHER.match(norm, m.end())
+    if joined and _NOT_ASSESSED.match(norm, joined.end()):
         return True
     c_start = _clause_at(norm, m.start())[0]
     if _NOT_ASSESSED_BEFORE.search(norm, max(c_start, m.start() - 40), m.start()):
@@ -1028,6 +1107,12 @@ _PCT = re.compile(
 _TPS_NUM = re.compile(r"tps\s*(?:score)?\s*[:=]?\s*(?:约|为)?\s*(\d{1,3})(?![\d.%-])")
 
 
+_EXACT_AFTER = re.compile(
+    r"\s*(?:之间|区间)?\s*[(,;]?\s*(?:约|大约|approximately|approx\.?|about|estimated|~|≈)\s*"
+    r"(\d{1,3}(?:\.\d+)?)\s*%"
+)
+
+
 def _pdl1_value(norm: str, lo: int, hi: int) -> tuple[float | None, int, int] | None:
     m_lo = lo
     tps = norm.find("tps", lo, hi)
@@ -1047,6 +1132,10 @@ def _pdl1_value(norm: str, lo: int, hi: int) -> tuple[float | None, int, int] | 
         if p.group("lt1"):
             return 0.0, p.start(), p.end()
         if p.group("range") or p.group("bound"):
+            # "TPS >=50% (approximately 70%)", "TPS 1-49%之间，约35%": the band, then the value
+            exact = _EXACT_AFTER.match(norm, p.end(), hi)
+            if exact:
+                return float(exact.group(1)), p.start(), exact.end()
             return None, p.start(), p.end()
         return float(p.group("val")), p.start(), p.end()
     return None
@@ -1109,7 +1198,31 @@ _FULL_STOP = re.compile(r"(?<![a-z])full stop(?![a-z])")
 def _fold(norm: str) -> str:
     """Traditional characters, pipes and a dictated "full stop" folded, one for one."""
     norm = norm.translate(_traditional())  # "陰性" reads as "阴性"
+    norm = _OCR_WORD.sub(_ocr_fix, norm)
     return _FULL_STOP.sub(lambda m: "." + " " * (len(m.group()) - 1), norm)
+
+
+# a scanned or faxed report's "adenocarcin0ma", "moderate1y": a 1 or 0 inside a word
+_OCR_WORD = re.compile(
+    r"(?<![a-z0-9])[a-z]+[01][a-z01]*[a-z](?![a-z0-9])"
+    r"|(?<![a-z0-9])[a-z][01][a-z]{2,}(?![a-z0-9])"
+)
+
+
+@lru_cache(maxsize=1)
+def _lexicon_words() -> frozenset[str]:
+    """Every word of four letters or more the pathology vocabulary uses."""
+    return frozenset(re.findall(r"[a-z]{4,}", json.dumps(_lex()).lower()))
+
+
+def _ocr_fix(m: re.Match[str]) -> str:
+    """The word read with 1 as l and 0 as o, when that is a vocabulary word; else as is
+    (a code such as "pt1a" stays)."""
+    word = m.group(0).translate(_OCR_DIGITS)
+    return word if word in _lexicon_words() else m.group(0)
+
+
+_OCR_DIGITS = str.maketrans("10", "lo")
 
 
 def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
@@ -1188,12 +1301,51 @@ def _pick_histology(
     return _ordered(stated, zones)[0] if stated else None
 
 
+_NOT_THIS_SPECIMEN = re.compile(
+    r"本次(?:标本)?未(?:做|检测|检|测|行)|"
+    r"(?<![a-z])not (?:repeated|retested|re-?tested|performed|done) (?:on|in) "
+    r"(?:this|the current|the present) (?:specimen|sample|resection)"
+)
+
+
+def _line(norm: str, pos: int) -> str:
+    end = norm.find("\n", pos)
+    return norm[norm.rfind("\n", 0, pos) + 1 : len(norm) if end < 0 else end]
+
+
+_NET_GRADE = re.compile(r"(?:[a-z ]*grade|组织学分级|分级)?\s*:?\s*g?(?:[1-4]|iv|i{1,3})\s*级?")
+_GRADE_ORDER = ("well", "moderate", "poor", "undifferentiated")
+
+
+def _worst_in_sentence(norm: str, ms: list[Mention]) -> list[Mention]:
+    """The first grade statement, made the worst grade its sentence names ("高分化为主，
+    局灶中分化" -> moderate, "moderately differentiated with poorly differentiated
+    areas" -> poor)."""
+    if not ms:
+        return ms
+    first = ms[0]
+    same = [
+        m
+        for m in ms
+        if m.value in _GRADE_ORDER
+        and not _SENTENCE_END.search(norm, min(first.end, m.end), max(first.start, m.start))
+    ]
+    worst = max(same, key=lambda m: _GRADE_ORDER.index(str(m.value)), default=first)
+    return [worst] if first.value in _GRADE_ORDER else ms
+
+
+_SENTENCE_END = re.compile(r"[。\n]|\.(?=\s)")
+
+
 def _nodes(ex: Extraction, ms: list[Mention], zones: list[tuple[int, int, str]]) -> None:
     rows = [m for m in ms if m.label == "lymph_nodes"]
     stations: dict[str, Mention] = {}
     for m in rows:
         key = m.value[2]
         if key is not None and key not in stations:
+            stations[key] = m
+        elif key is not None and None in stations[key].value[:2] and None not in m.value[:2]:
+            # "three lymph nodes, negative (0/3)": the count that says both numbers
             stations[key] = m
     if len(stations) >= 3:
         # "stn 10L 1/3, stn 11L 2/4, … ; metastatic carcinoma in hilar nodes (3/14)": a
@@ -1239,7 +1391,12 @@ def assemble(
         if h.value[1]:
             ex.put("icdo3_morphology", h.value[1], h.start, h.end)
 
-    for m in by("differentiation")[:1]:
+    grades = by("differentiation")
+    if h is not None and h.value[0] == "carcinoid":
+        # a carcinoid's "G1"/"grade 2" is its neuroendocrine tumour grade (mitoses,
+        # Ki-67), not a differentiation
+        grades = [m for m in grades if not _NET_GRADE.fullmatch(norm, m.start, m.end)]
+    for m in _worst_in_sentence(norm, grades)[:1]:
         ex.put("differentiation", m.value, m.start, m.end)
 
     sites = by("site")
@@ -1258,7 +1415,9 @@ def assemble(
         ex.put("tumor_size_cm", m.value, m.start, m.end)
 
     for axis in ("pT", "pN", "pM"):
-        for m in by(axis)[:1]:
+        # a stage quoted in the clinical note is an earlier operation's ("History of
+        # renal cell carcinoma (nephrectomy 2021, pT2N0)"), not this specimen's
+        for m in [m for m in by(axis) if _rank(zones, m.start) < 3][:1]:
             ex.put(axis, m.value, m.start, m.end)
 
     _nodes(ex, mentions, zones)
@@ -1277,7 +1436,9 @@ def assemble(
             ex.put(name, m.value, m.start, m.end)
 
     for label, name in (("egfr", "egfr"), ("alk", "alk")):
-        for m in by(label)[:1]:
+        # "EGFR、ALK：治疗前穿刺已检测（均阴性），本次未做": an earlier specimen's result
+        own = [m for m in by(label) if not _NOT_THIS_SPECIMEN.search(_line(norm, m.start))]
+        for m in own[:1]:
             ex.put(name, m.value, m.start, m.end)
     # a value quoted in the clinical note is an earlier test's ("外院 PD-L1 TPS 60%")
     pdl1 = [m for m in by("pdl1") if m.value is not None and _rank(zones, m.start) < 3]
