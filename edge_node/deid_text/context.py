@@ -301,6 +301,16 @@ _AGE_GATE = re.compile(rf",[ \t]*{_AGE_AFTER}|\|[ \t]*{_AGE_AFTER}|\({_AGE_AFTER
 _COMMA_NAME_GATE = re.compile(rf",[ \t]*[{UP}][{LO}]+(?:[ \t][A-Z]\.)?[ \t]*[(:,]")
 
 
+# Words of an institution or a department: a list of names never runs into them.
+_LIST_NOT_NAME = frozenset(
+    {
+        "Hospital", "Hospice", "Infirmary", "Clinic", "Institute", "Centre", "Center", "Cancer",
+        "Oncology", "Medical", "Health", "Trust", "University", "College", "School", "Department",
+        "Dept", "Unit", "Service", "Services", "Surgery", "Practice", "Foundation", "NHS",
+    }
+)  # fmt: skip
+
+
 def en_names(text: str, hits: list[Hit], cues: Cues) -> Iterator[Hit]:
     lex = lexicon()
     for m in in_windows(_EN_NAME_AGE, text, windows(_AGE_GATE, text, 70, 20)):
@@ -342,6 +352,8 @@ def en_names(text: str, hits: list[Hit], cues: Cues) -> Iterator[Hit]:
             first = nxt.group(1).split()[0]
             if not _en_ok(first, lex) or first.isupper():
                 break
+            if any(w in _LIST_NOT_NAME for w in nxt.group(1).split()):
+                break  # "Dr Roe, Riverbend Cancer Institute": the place after the name
             yield Hit(nxt.start(1), nxt.end(1), "NAME", True)
             e = nxt.end(1)
 
@@ -645,10 +657,53 @@ PROTECTED = re.compile(
 )
 
 
+# Clinical shapes in any language: a fusion gene (SS18::SSX1, EML4::ALK), a TNM stage
+# read on MRI or after treatment (mrN1b, ypT2, ycN0), a trial by its group's name and
+# number (KEYNOTE-522, JCOG0802, RTOG 0617), a score named after its authors
+# ("Cockcroft-Gault", "Child-Pugh" before a value or alone).
+_FUSION = re.compile(r"[A-Z0-9]{2,8}::[A-Z][A-Z0-9]{1,7}")
+_TNM_PREFIXED = re.compile(
+    r"[mry](?<![A-Za-z0-9][mry])(?:r|p|c|pc)[TNM][0-4x](?:[a-d]|mi|is)?(?![A-Za-z0-9])"
+)
+_TRIAL_GROUPS = (
+    "KEYNOTE", "CheckMate", "JCOG", "RTOG", "NRG", "ECOG", "SWOG", "CALGB", "EORTC", "IMpower",
+    "IMbrave", "DESTINY", "MONALEESA", "PALOMA", "MONARCH", "FLAURA", "ADAURA", "NSABP", "GOG",
+    "ACOSOG", "TROG", "CONKO", "PRODIGE", "ESPAC", "KATHERINE", "APHINITY", "CLEOPATRA",
+    "OlympiA", "PAOLA", "PACIFIC", "NCCTG", "JAVELIN", "CAPItello", "TROPiCS", "ASCENT",
+    "EMERALD", "POSEIDON", "HIMALAYA", "LEAP", "CSCO", "CTONG",
+)  # fmt: skip
+_TRIAL = re.compile(
+    rf"[A-Z](?<![A-Za-z0-9][A-Z])(?<={'|'.join(sorted({t[0] for t in _TRIAL_GROUPS}))})"
+    rf"(?:{'|'.join(t[1:] for t in sorted(_TRIAL_GROUPS, key=len, reverse=True))})"
+    r"[ \-]?\d{1,5}[A-Z]?(?![A-Za-z0-9])"
+)
+# A type or grade named after its author in Chinese (程氏II型), a score after a Latin
+# name (Braden评分); an admin chain before a hospital is an address (苏州市姑苏区社区医院):
+# the kept hospital starts after it.
+_PROTECTED_ZH_MORE = re.compile(
+    rf"[{HAN}]{{1,2}}氏(?:[IVX]+|[0-9]|[一二三四五])[型级級期度]"
+    rf"|[A-Z][A-Za-z\-]{{2,20}}[ \t]?(?:评分|評分|量表|分级|分級|指数|指數)"
+)
+_CHAIN_BEFORE_HOSPITAL = re.compile(
+    rf"(?:[{HAN}]{{0,4}}?[在于於至转赴到已])?[{HAN}]{{2,3}}市[{HAN}]{{1,4}}?[区區县縣]"
+)
+
+
 def protected(text: str) -> Iterator[tuple[int, int, str]]:
+    scans = (_TNM_PREFIXED, _TRIAL, _FUSION) if "::" in text else (_TNM_PREFIXED, _TRIAL)
+    for p in scans:
+        for m in p.finditer(text):
+            yield m.start(), m.end(), "clinical"
     if not has_han(text):
         return
     for m in PROTECTED.finditer(text):
+        s = m.start()
+        if m.group().endswith(("医院", "卫生院")):
+            chain = _CHAIN_BEFORE_HOSPITAL.match(text, s)
+            if chain and chain.end() < m.end() - 2:
+                s = chain.end()
+        yield s, m.end(), "clinical"
+    for m in _PROTECTED_ZH_MORE.finditer(text):
         yield m.start(), m.end(), "clinical"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from edge_node.deid_text import structure
 from edge_node.deid_text.lexicon import ascii_lower, lexicon, trie_pattern
 from edge_node.deid_text.rules import HAN, LO, UP, Hit, in_windows, windows
 from edge_node.deid_text.unknown import dictionary_word
@@ -192,6 +193,26 @@ def _model_start(text: str, s: int) -> int:
     return start
 
 
+def _past_products(text: str, s: int, end: int) -> int:
+    """`s` moved past listed products and plain words before a serial label: "Pump
+    CADD-Solis SN …" and "TrueBeam SN …" keep their product names."""
+    clinical_re = lexicon().clinical_re
+    start = s
+    seen_product = False
+    while s < end:
+        known = clinical_re.match(text, s)
+        if known is not None and known.end() <= end:
+            s, seen_product = known.end(), True
+        else:
+            word = re.match(r"[A-Z][a-z]+(?=[ \t])", text[s:end])
+            if word is None or not dictionary_word(word.group()):
+                break
+            s += word.end()
+        while s < end and text[s] in " \t,":
+            s += 1
+    return s if seen_product else start
+
+
 _MODEL_HASH = re.compile(r"(?<=[A-Za-z])[ \t]+#(?=[A-Z]+\d{4,})")
 
 
@@ -211,6 +232,8 @@ def devices(text: str, low: str) -> Iterator[Hit]:
         if v is None or not any(c.isdigit() for c in v.group()):
             continue
         s, e = _model_start(text, m.start()), v.end()
+        # a listed product before the serial ("TrueBeam SN …", "CADD-Solis SN …") is kept
+        s = _past_products(text, s, m.start())
         words = text[s : m.start()].split()
         if s == m.start() or all(
             re.fullmatch(r"[A-Z][a-z]+", w) and dictionary_word(w) for w in words
@@ -236,7 +259,8 @@ _USER_ID = re.compile(
     r"(?<![A-Za-z])(?i:user(?:name| ?id)?|login|uid)[ \t:：]+([a-z][a-z0-9._\-]*\d[a-z0-9._\-]*|[a-z]+\.[a-z]+)(?![\w@])"  # noqa: E501
 )
 _IPV6 = re.compile(
-    r"(?<![0-9A-Fa-f:])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
+    # not after a letter: "SS18::SSX1" is a fusion gene
+    r"(?<![0-9A-Za-z:])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
     r"(?:[0-9A-Fa-f]{1,4}|:)(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Fa-f:])"
 )
 
@@ -578,7 +602,10 @@ _STREET = re.compile(
 _PLACE_NEXT = re.compile(
     rf",[ \t]*([{UP}][{LO}]+(?:[ \t][{UP}][{LO}]+){{0,2}})(?=[,.\n;)]|[ \t]+[A-Z]{{2}}\b)"
 )
-_ZH_ADDRESS_TAIL = re.compile(r"(?:附\d+号|[-－]?\d{1,4}(?:室|房|户|号)?|[A-Za-z]座)+")
+_ZH_ADDRESS_TAIL = re.compile(
+    r"(?:附\d+号|[-－]?\d{1,4}(?:室|房|户|号楼|號樓|号|號|栋|棟|幢|单元|單元|楼|樓|层|層)?"
+    r"|[A-Za-z](?:座|区|區|栋|棟|幢))+"
+)
 _INSTITUTION_WORD = re.compile(
     r"(?:Hospital|Clinic|Centre|Center|Institute|Unit|Ward|Department|Trust|Oncology|Surgery|"
     r"Medicine|Care|Service|Services|University|College|School)$"
@@ -639,6 +666,7 @@ def grow_addresses(text: str, hits: list[Hit]) -> list[Hit]:
     """An address hit grown over the towns after it ("…, Kornhill, Quarry Bay") and,
     in Chinese, over the house and room numbers that end it (附2号, 501)."""
     common = lexicon().english_common
+    names = [(h.start, h.end) for h in hits if h.type == "NAME" and h.strong]
     out = []
     for hit in hits:
         h = hit
@@ -661,10 +689,15 @@ def grow_addresses(text: str, hits: list[Hit]) -> list[Hit]:
             s = h.start
             if text[s : s + 1].isdigit():
                 home = _RESIDENCE_BEFORE.search(text, max(0, s - 50), s)
-                if home:
+                # a house name, not a person found before the number ("Ann Roe, 3 Elm St")
+                if home and not any(a < s and b > home.start() for a, b in names):
                     s = home.start()
             if (s, e) != (h.start, h.end):
                 h = Hit(s, e, h.type, h.strong)
+            if not value.isascii():
+                h = _trim_zh_lead(text, h)
+        elif h.type == "ORGANIZATION" and not text[h.start : h.end].isascii():
+            h = _trim_zh_lead(text, h)
         elif h.type in ("MRN", "ID_NUMBER", "OTHER") and text[h.end : h.end + 1] == "(":
             check = _CHECK_DIGIT.match(text, h.end)
             if check:  # a check character in brackets: "HN05123456(1)"
@@ -674,6 +707,26 @@ def grow_addresses(text: str, hits: list[Hit]) -> list[Hit]:
 
 
 _CHECK_DIGIT = re.compile(r"\([0-9A-Z]\)")
+# Words a Chinese place or employer found by its suffix may have taken in front of it:
+# a verb of moving or going (住在, 搬家至, 就诊于, 去, 交), a label's last character
+# (工作单位), a year (1996年于…).
+_ZH_LEAD_CUT = frozenset("在于於去交至到从從赴往住位")
+_ZH_YEAR_LEAD = re.compile(r"\d{2,4}年(?:[后後起至])?[于於在]?")
+
+
+def _trim_zh_lead(text: str, h: Hit) -> Hit:
+    """`h` started after a verb or label glued before a known place: "我们住在嘉兴市南湖区"
+    is "嘉兴市南湖区", "1996年于廊坊石棉制品厂" is "廊坊石棉制品厂"."""
+    s = h.start
+    year = _ZH_YEAR_LEAD.match(text, s, h.end)
+    if year and h.end - year.end() >= 4:
+        s = year.end()
+    places = lexicon().places_zh_re
+    for i in range(h.end - 4, s - 1, -1):
+        if text[i] in _ZH_LEAD_CUT and places.match(text, i + 1):
+            s = i + 1
+            break
+    return h if s == h.start else Hit(s, h.end, h.type, h.strong)
 
 
 # --- organisations -----------------------------------------------------------------------------
@@ -730,6 +783,7 @@ def detect(text: str, low: str | None = None) -> list[Hit]:
     if not text.isascii():
         hits += zh_names(text)
         hits += zh_more_people(text)
+    hits += structure.detect(text, low)
     return hits
 
 
@@ -738,7 +792,8 @@ def detect(text: str, low: str | None = None) -> list[Hit]:
 _CHAT_SPEAKER = re.compile(r"\[\d{1,2}:\d\d(?::\d\d)?\][ \t]+([A-Za-z][\w.\-]{1,24}):")
 # A login handle after a verb of record-keeping: "approved by tdelacroix", "monitor pquist".
 _HANDLE = re.compile(
-    r"[ \t](?:by|monitor|user|operator)[ \t]+([a-z][a-z0-9._]{3,24})(?=[ \t]*(?:[.,;:()\n]|$))"
+    # a date or a time may follow: "transcribed by jdoe 07/07/25"
+    r"[ \t](?:by|monitor|user|operator)[ \t]+([a-z][a-z0-9._]{3,24})(?=[ \t]*(?:[.,;:()\n]|$|\d))"
 )
 # A role abbreviation before a full name: "NP Jo Marsh", "RN Ciara O'Hare", "tech Bo Lind".
 _ROLE_ABBR_NAME = re.compile(
@@ -884,7 +939,10 @@ _HAN_CHAR = re.compile(f"[{HAN}]")
 
 # Numbers read aloud in Chinese digits, spaced or not: seven or more is a phone or a
 # record number (一三九 零零五七, 二五零六一二零零八八); a date has at most four in a row.
-_ZH_DIGIT_RUN = re.compile(r"[零〇一二三四五六七八九](?:[ \t]?[零〇一二三四五六七八九]){6,}")
+# (幺 and 两 are one and two read aloud in a phone number: 幺三八…)
+_ZH_DIGIT_RUN = re.compile(
+    r"[零〇一二三四五六七八九幺两](?:[ \t]?[零〇一二三四五六七八九幺两]){6,}"
+)
 # A Chinese court case number: （2024）粤0305民初1234号.
 _ZH_CASE_NO = re.compile(rf"[（(]\d{{4}}[）)][{HAN}]{{1,2}}\d{{0,4}}[{HAN}]{{1,4}}\d+号")
 

@@ -156,7 +156,7 @@ PHONE_LABELS = (
     r"reached on|reachable on|call(?:ed)? on|pager|bleep)"
 )
 PHONE_LABEL = re.compile(
-    rf"(?:{PHONE_LABELS})\.?[ \t]*[:：#]?[ \t]*(\+?[\d(（][\d \t\-()（）.]{{5,}}\d)"
+    rf"(?:{PHONE_LABELS})\.?[ \t]*[:：#]?[ \t]*(\+?[\d(（][\d \t\-()（）.—–－]{{5,}}\d)"
 )
 
 # --- dates ------------------------------------------------------------------------
@@ -402,8 +402,8 @@ ZH_ORG = re.compile(
 )
 ZH_ORG_LABEL = re.compile(
     # 单位 alone is also a unit of measure (a lab table's column): only before a colon
-    # 送检单位, 申请单位: the sending hospital, not an employer
-    rf"(?:(?:工作单位|(?<!送检)(?<!申请)(?<!检验)(?<!报告)单位|在读学校|学校|雇主)[ \t]*[:：]"
+    # 送检单位, 申请单位, 转出/接收单位 (a referral): the sending hospital, not an employer
+    rf"(?:(?:工作单位|(?<!送检)(?<!申请)(?<!检验)(?<!报告)(?<!转出)(?<!转入)(?<!接收)(?<!会诊)(?<!就诊)单位|在读学校|学校|雇主)[ \t]*[:：]"  # noqa: E501
     rf"|就职于|任职于|工作于|供职于|就读于)[ \t]*"
     rf"([{HAN}A-Za-z0-9（）()]{{2,30}})"
 )
@@ -1158,10 +1158,14 @@ def names(
         first = words[0].rstrip(",")
         if first in lex.english_common and first not in known:
             continue
+        if first not in known and _not_a_person(first, low, m.start()):
+            continue
         hits.append(Hit(s, e, "NAME", True))
     for name_start, e in _anchored(text):
         start = name_start
         words = text[start:e].split()
+        if any(p.islower() and p in lex.clinical_lower for w in words for p in w.split("-")[1:]):
+            continue  # "Uro-oncology CNS": a service before the grade, not a name
         while words and words[0] in lex.english_common and words[0] not in known:
             start = text.index(words[1], start + len(words[0])) if len(words) > 1 else e
             words = words[1:]
@@ -1185,6 +1189,21 @@ def names(
         if found:
             hits += (Hit(base + s, base + e, "NAME", False) for s, e in found)
     return hits
+
+
+def _not_a_person(first: str, low: str, label_start: int) -> bool:
+    """A labelled value that is no person: a language ("Interpreter (Russian):"), a mail
+    subject's words ("Subject: Eligibility query", "Subject: RE: …")."""
+    from edge_node.deid_text.unknown import dictionary_word, listed_safe
+
+    bare = first.strip("(),:")
+    if bare in listed_safe():
+        return True
+    if low.startswith(("subject", "re:", "regarding"), label_start):
+        if bare.upper() in ("RE", "FW", "FWD"):
+            return True
+        return low.startswith("subject", label_start) and dictionary_word(bare)
+    return False
 
 
 _LAST_CAPS: tuple[str, list[tuple[int, str]]] = ("", [])

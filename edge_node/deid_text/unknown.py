@@ -127,12 +127,15 @@ def safe_word(word: str) -> bool:
     return len(low) >= 5 and _CLINICAL_SHAPE.search(low) is not None
 
 
+_ROMAN = re.compile(r"(?:I{1,3}|IV|V|VI{1,3}|IX|X)[A-Ca-c]?\d?")
+
+
 @lru_cache(maxsize=65536)
 def unsafe(word: str) -> bool:
     """A capitalised word that may be a name or a place (see the module docstring)."""
     lex = lexicon()
-    if word in listed_safe():
-        return False
+    if word in listed_safe() or _ROMAN.fullmatch(word):
+        return False  # "IIIA", "IVB": a stage in Roman numerals
     # Pinyin surnames ("Wang", "Li") are in the dictionary as rare words; flag them anyway.
     if word in lex.pinyin_surnames and word not in lex.english_common:
         return True
@@ -221,6 +224,9 @@ _CLINICAL_VALUE = re.compile(
 _MORPHOLOGY = re.compile(r"M\d{4}")
 
 
+_DRUG_DOSE = re.compile(r"(.*?[A-Za-z])\d+(?:\.\d+)?(?:mg|g|mcg|ug|ml|mL|IU|iu|U|mmol|Gy|cGy)")
+
+
 def codes(text: str) -> list[Hit]:
     """Letter-and-digit tokens with three digits or more that are no clinical value."""
     from edge_node.deid_text.rules import TNM
@@ -234,6 +240,9 @@ def codes(text: str) -> list[Hit]:
         v = text[s:e]
         if _CLINICAL_VALUE.fullmatch(v) or TNM.fullmatch(v):
             continue
+        dose = _DRUG_DOSE.fullmatch(v)
+        if dose and dose.group(1).lower() in lexicon().clinical_lower:
+            continue  # a drug glued to its dose: "5-FU2400mg"
         if _MORPHOLOGY.fullmatch(v) and text.startswith("/", e):
             continue  # an ICD-O morphology code before its behaviour digit: "M8070/3"
         out.append(Hit(s, e, "OTHER", False))
