@@ -11,6 +11,7 @@ nothing is downloaded. Components add `Hit`s to `doc.user_data["onco_deid_hits"]
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -20,6 +21,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+import edge_node.deid_text.ner  # noqa: F401  registers the onco_deid_ner factory
 from edge_node.deid_text import context, generic, rules, unknown
 from edge_node.deid_text.lexicon import (
     ascii_lower,
@@ -37,6 +39,7 @@ COMPONENTS = (
     "onco_deid_organizations",
     "onco_deid_names",
     "onco_deid_context",
+    "onco_deid_ner",  # trained NER (ner.py): after the rules whose types win a tie
     "onco_deid_unknown",
     "onco_deid_resolve",
 )
@@ -449,19 +452,41 @@ def bridge_names(text: str, spans: list[Span3]) -> list[Span3]:
     return out
 
 
-@lru_cache(maxsize=2)
-def build(lang: str) -> Language:
-    """The de-identification pipeline for "en" or "zh" (blank, jieba-segmented)."""
+NER_ENV = "ONCOFED_DEID_NER"
+
+
+def ner_enabled() -> bool:
+    """Whether `onco_deid_ner` runs: off unless ONCOFED_DEID_NER is 1, on, true or yes.
+
+    Off by default: it makes English five times slower, for 0.846 -> 0.883 recall on
+    the untuned independent5 (precision 0.923 -> 0.909, 4 more clinical terms lost);
+    a site that puts recall first turns it on (models/README.md)."""
+    return os.environ.get(NER_ENV, "0").strip().lower() in ("1", "on", "true", "yes")
+
+
+def build(lang: str, ner: bool | None = None) -> Language:
+    """The de-identification pipeline for "en" or "zh" (blank, jieba-segmented);
+    `ner` None follows `ner_enabled()`."""
+    return _build(lang, ner_enabled() if ner is None else ner)
+
+
+@lru_cache(maxsize=4)
+def _build(lang: str, ner: bool) -> Language:
     tokenizer = {"nlp": {"tokenizer": {"@tokenizers": "onco_deid_tokenizer.v1"}}}
     nlp = spacy.blank("zh" if lang == "zh" else "en", config=tokenizer)
     nlp.max_length = 10**8
     for name in COMPONENTS:
-        nlp.add_pipe(name)
+        nlp.add_pipe(name, config={"enabled": ner} if name == "onco_deid_ner" else {})
     return nlp
 
 
-@lru_cache(maxsize=2)
-def runner(lang: str) -> Callable[[str], Doc]:
+def runner(lang: str, ner: bool | None = None) -> Callable[[str], Doc]:
+    """`_runner`; `ner` None follows `ner_enabled()` (read on every call)."""
+    return _runner(lang, ner_enabled() if ner is None else ner)
+
+
+@lru_cache(maxsize=4)
+def _runner(lang: str, ner: bool) -> Callable[[str], Doc]:
     """`build(lang)` as a function of the text: its tokenizer, then each component.
 
     The same steps as `nlp(text)` without `Language.__call__`'s per-document
@@ -470,7 +495,7 @@ def runner(lang: str) -> Callable[[str], Doc]:
     (word boundaries and person tags are Chinese-only), so the Doc is left without
     tokens: building them was a tenth of the English time.
     """
-    nlp = build(lang)
+    nlp = _build(lang, ner)
     steps = [proc for _, proc in nlp.pipeline]
     make_doc = nlp.make_doc
     vocab = nlp.vocab
