@@ -15,6 +15,7 @@ SPLITS = (
     "independent3",
     "independent4",
     "independent5",
+    "independent6",
 )
 
 

@@ -26,6 +26,7 @@ from edge_node.deid_text.devset.independent2 import build as build2
 from edge_node.deid_text.devset.independent3 import build as build3
 from edge_node.deid_text.devset.independent4 import build as build4
 from edge_node.deid_text.devset.independent5 import build as build5
+from edge_node.deid_text.devset.independent6 import build as build6
 from edge_node.deid_text.evaluate import load, split_path
 from tests.unit.edge_node.deid_text.marked_sets import (
     CONTRACT_TYPES,
@@ -118,6 +119,24 @@ SETS = {
             min_phi=1000,
             langs=frozenset({"zh", "en", None}),
         ),
+        HandwrittenSet(
+            name="independent6",
+            build=build6,
+            word_ages={
+                "ninety": 90,
+                "ninety-one": 91,
+                "ninety-two": 92,
+                "ninety-three": 93,
+                "ninety six": 96,
+                "九十一": 91,
+                "九十三": 93,
+                "九十五": 95,
+                "九十八": 98,
+            },
+            min_notes=110,
+            min_phi=1000,
+            langs=frozenset({"zh", "en", None}),
+        ),
     )
 }
 
@@ -199,7 +218,7 @@ def test_resident_ids_cover_valid_wrong_and_x_check_digits(hset: HandwrittenSet)
     assert any(i.endswith("X") and id_check_ok(i) for i in resident)
 
 
-@each("independent2", "independent3", "independent4", "independent5")
+@each("independent2", "independent3", "independent4", "independent5", "independent6")
 def test_hong_kong_taiwan_and_singapore_malaysia_ids_are_present(hset: HandwrittenSet) -> None:
     ids = id_numbers(hset)
     assert any(re.fullmatch(r"[A-Z]{1,2}\d{6}\([\dA]\)", i) for i in ids)
@@ -223,7 +242,7 @@ def test_ages_are_over_89(hset: HandwrittenSet) -> None:
     assert [a for a in ages if a[1] <= 89] == []
 
 
-@each("independent2", "independent3", "independent4", "independent5")
+@each("independent2", "independent3", "independent4", "independent5", "independent6")
 def test_kept_ages_are_89_or_less(hset: HandwrittenSet) -> None:
     """A bare number kept right before 岁/y/-year-old is an age that is not PHI."""
     for rec in records_of(hset.name):

@@ -1,0 +1,1 @@
+"""Sixth hand-written held-out set for the free-text de-identifier (issue 5)."""
