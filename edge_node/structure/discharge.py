@@ -21,6 +21,7 @@ reach across history narratives ("无明显诱因出现咳嗽,...诊断为肺癌
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 import unicodedata
@@ -29,21 +30,31 @@ from functools import lru_cache
 from typing import Any
 
 from edge_node.structure.core import Extraction, Mention
-from edge_node.structure.text import Section, data, word_alternation
+from edge_node.structure.text import Section, data, literal_first, word_alternation
 
 FIELDS = ("diagnosis_icd10", "procedures", "chemotherapy_regimens", "smoking")
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+class _FoldTable(dict[int, str]):
+    """`str.translate` table filled on first sight of each character: NFKC per
+    character once per process, not once per character of every report."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        u = unicodedata.normalize("NFKC", ch) if code > 127 else ch
+        self[code] = folded = u if len(u) == 1 else ch
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
 @lru_cache(maxsize=4)
 def _fold(text: str) -> str:
     """Full-width forms folded one for one, case kept (for case-sensitive names)."""
-    out = []
-    for ch in text:
-        u = unicodedata.normalize("NFKC", ch) if ord(ch) > 127 else ch
-        out.append(u if len(u) == 1 else ch)
-    return "".join(out)
+    return text.translate(_FOLD_TABLE)
 
 
 def _spec() -> dict[str, Any]:
@@ -86,17 +97,30 @@ def _family(norm: str, start: int) -> bool:
 
 
 _CLAUSE_END = re.compile(r"[。;!?\n]|\.(?=\s|$)")
+_HARD_STOP = re.compile(r"[。;\n]")
 # Phrase ends: punctuation, and list numbering inside a line ("... 2.肺部感染").
 _PHRASE_END = re.compile(r"[。;!?\n,:()\[\]]|\.(?=\s|$)|\s\d{1,2}[.)](?!\d)")
 
 
+@lru_cache(maxsize=4)
+def _clause_ends(norm: str) -> list[int]:
+    """Where `_CLAUSE_END` matches in the whole text (one character each): found once
+    per report, not in a 400-character window for every mention."""
+    return [m.start() for m in _CLAUSE_END.finditer(norm)]
+
+
 def _clause(norm: str, start: int, end: int) -> tuple[int, int]:
     """The clause around norm[start:end] (looked for within 400 characters)."""
-    a = max(0, start - 400)
-    for m in _CLAUSE_END.finditer(norm, a, start):
-        a = m.end()
-    m2 = _CLAUSE_END.search(norm, end)
-    return a, (m2.start() if m2 else len(norm))
+    a = lo = max(0, start - 400)
+    stop = min(start, len(norm))
+    ends = _clause_ends(norm)
+    i = bisect.bisect_left(ends, stop) - 1
+    if i >= 0 and ends[i] >= lo:
+        a = ends[i] + 1
+    if lo <= stop - 1 and norm[stop - 1] == ".":
+        a = stop  # a full stop right before the mention ends the clause as the text's last would
+    j = bisect.bisect_left(ends, end)
+    return a, (ends[j] if j < len(ends) else len(norm))
 
 
 # Site lists run over commas ("骨、脑转移", "bone, liver and brain metastases").
@@ -130,7 +154,7 @@ def _status(norm: str, start: int, end: int) -> tuple[bool, bool]:
             if c[f"block_{lang}"].search(between):
                 continue
             hit = True
-        after = re.split(r"[。;\n]", norm[end : end + 25])[0]
+        after = _HARD_STOP.split(norm[end : end + 25])[0]
         pm = c[f"{kind}_{lang}_post"].search(after)
         if pm and _POST_GAP[lang].fullmatch(after[: pm.start()]):
             hit = True
@@ -387,13 +411,21 @@ def _terms(text: str, norm: str) -> list[Mention]:
         Mention("dx", m.start(), m.end(), d.term_codes[m.group(0)], context=False)
         for m in d.terms.finditer(norm)
     ]
-    cased: dict[str, str] = _spec()["terms_case_sensitive"]
-    words = [w for w in cased if w != "comment"]
-    for m in re.finditer(
-        r"(?<![A-Za-z0-9])(?:" + "|".join(words) + r")(?![A-Za-z0-9])", _fold(text)
-    ):
+    cased, pattern = _cased_terms()
+    for m in pattern.finditer(_fold(text)):
         out.append(Mention("dx", m.start(), m.end(), cased[m.group(0)], context=False))
     return out
+
+
+@lru_cache(maxsize=1)
+def _cased_terms() -> tuple[dict[str, str], re.Pattern[str]]:
+    """The case-sensitive terms ("DM", "COPD") and their pattern: the words in the
+    file's order, each with the start boundary after its first letter
+    (`literal_first`), so `re` tries a word only where its first letter stands."""
+    cased: dict[str, str] = _spec()["terms_case_sensitive"]
+    words = [w for w in cased if w != "comment"]
+    alts = "|".join(literal_first(rf"(?<![A-Za-z0-9]){w}") for w in words)
+    return cased, re.compile(r"(?:" + alts + r")(?![A-Za-z0-9])")
 
 
 def _codes(text: str, norm: str) -> list[Mention]:
@@ -464,10 +496,13 @@ def _date_res() -> list[tuple[re.Pattern[str], str]]:
                     "dmy",
                 ),
                 (re.compile(rf"({mon})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})"), "mdy"),
-                (re.compile(r"(?<![\d.])(\d{1,2})/(\d{1,2})/(\d{4})"), "num"),
+                # the look-behinds of "num", "numdot" and "num2" come after the first
+                # digit ("(?<![\d.])(\d{1,2})" as "(\d(?<![\d.]\d)\d?)"): the same
+                # matches, but `re` tries only where a digit stands
+                (re.compile(r"(\d(?<![\d.]\d)\d?)/(\d{1,2})/(\d{4})"), "num"),
                 # "14.10.2026", "14-10-2026": written day first where dots or dashes are used
-                (re.compile(r"(?<![\d./-])(\d{1,2})([.-])(\d{1,2})\2(\d{4})(?![\d.]\d)"), "numdot"),
-                (re.compile(r"(?<![\d./])(\d{1,2})/(\d{1,2})/(\d{2})(?![\d/])"), "num2"),
+                (re.compile(r"(\d(?<![\d./-]\d)\d?)([.-])(\d{1,2})\2(\d{4})(?![\d.]\d)"), "numdot"),
+                (re.compile(r"(\d(?<![\d./]\d)\d?)/(\d{1,2})/(\d{2})(?![\d/])"), "num2"),
                 (re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?(?![\d])"), "ym"),
                 (re.compile(rf"({mon})\.?,?\s+(\d{{4}})"), "my"),
                 (re.compile(r"(?<!\d)(?<!\d\.)(?:19|20)\d{2}\s*年?(?!\d|\.\d)"), "y"),

@@ -31,7 +31,14 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from edge_node.structure.text import Section, clauses, data, required_literal, word_alternation
+from edge_node.structure.text import (
+    Section,
+    clauses,
+    data,
+    literal_first,
+    required_literal,
+    word_alternation,
+)
 
 DATA = "petct.json"
 MAX_SIZE_CM = 40.0  # larger "sizes" are misreadings, not lesions
@@ -158,7 +165,14 @@ def _trie(words: list[str], english: Callable[[str], bool]) -> str:
     for ch, child in sorted(root.items()):
         if ch:
             en = english(ch)
-            out.append((r"\b" if en and ch.isalnum() else "") + re.escape(ch) + emit(child, ch, en))
+            lit = re.escape(ch)
+            if en and ch.isascii() and ch.isalnum():
+                # the start boundary tested after the first character ("c(?<!\wc)" is
+                # "\bc" for a word character c): every branch then opens on a literal,
+                # and `re` skips to the positions holding a possible first character
+                out.append(lit + rf"(?<!\w{lit})" + emit(child, ch, en))
+            else:
+                out.append((r"\b" if en and ch.isalnum() else "") + lit + emit(child, ch, en))
     return "|".join(out)
 
 
@@ -223,14 +237,17 @@ def _rx(pattern: str) -> re.Pattern[str]:
 @lru_cache(maxsize=1)
 def vocab() -> Vocab:
     spec: dict[str, Any] = data(DATA)
-    sites: list[tuple[re.Pattern[str], str, str, bool]] = []
+    # (pattern as written, site, detail, weak); scanned with its look-behinds moved
+    # after the first character (`literal_first`), the same matches found sooner
+    written: list[tuple[str, str, str, bool]] = []
     for site, pats in spec["sites"].items():
-        sites += [(_rx(p), site, "", False) for p in pats]
+        written += [(p, site, "", False) for p in pats]
     for organ, pats in spec["other_organs"].items():
-        sites += [(_rx(p), "other", organ, False) for p in pats]
+        written += [(p, "other", organ, False) for p in pats]
     for side, pats in spec["lung_generic"].items():
         if side != "comment":
-            sites += [(_rx(p), "other", f"lung:{side}", True) for p in pats]
+            written += [(p, "other", f"lung:{side}", True) for p in pats]
+    sites = [(_rx(literal_first(p)), site, detail, weak) for p, site, detail, weak in written]
     vert = spec["vertebra_levels"]
     st = spec["stations"]
     station_site = {n: "supraclavicular_lymph_node" for n in st["supraclavicular"]}
@@ -239,9 +256,12 @@ def vocab() -> Vocab:
     cues, nouns, nl = spec["lesion_cues"], spec["lesion_nouns"], spec["not_a_lesion"]
     neg = spec["negation"]
     tendency = {
-        cat: _rx("|".join(f"(?:{p})" for p in pats)) for cat, pats in spec["tendency"].items()
+        cat: _rx("|".join(f"(?:{literal_first(p)})" for p in pats))
+        for cat, pats in spec["tendency"].items()
     }
-    tendency["malignant"] = _rx(tendency["malignant"].pattern + r"|(?<![a-z])mt(?![a-z])")
+    tendency["malignant"] = _rx(
+        tendency["malignant"].pattern + "|" + literal_first(r"(?<![a-z])mt(?![a-z])")
+    )
     tendency_literals: dict[str, re.Pattern[str] | None] = {}
     for cat, pats in spec["tendency"].items():
         lits = [required_literal(_rx(p)) for p in pats] + (["mt"] if cat == "malignant" else [])
@@ -250,7 +270,7 @@ def vocab() -> Vocab:
         )
     return Vocab(
         sites=sites,
-        site_literals=[required_literal(pat) for pat, *_ in sites],
+        site_literals=[required_literal(_rx(p)) for p, *_ in written],
         vertebra=_rx(vert["pattern"]),
         vertebra_near=_rx(_mixed(vert["near"])),
         vertebra_window=int(vert["window"]),
@@ -269,7 +289,7 @@ def vocab() -> Vocab:
         neg_break={k: _rx(_words(neg[f"{k}_break"], k)) for k in ("zh", "en")},
         tendency=tendency,
         tendency_literals=tendency_literals,
-        node_word=_rx("|".join(spec["role_rules"]["node_words"])),
+        node_word=_rx(literal_first("|".join(spec["role_rules"]["node_words"]))),
         distant=frozenset(spec["role_rules"]["distant"]),
         ignore_heading=_rx(
             r"(?:(?:^|(?<=\n)|(?<=\.\s))[ \t#*\[]*(?:(?P<line>"
@@ -293,7 +313,7 @@ def vocab() -> Vocab:
         combined=[
             (_rx(k), list(val)) for k, val in spec["combined_sites"].items() if k != "comment"
         ],
-        generic_node=_rx(spec["role_rules"]["generic_node"]["pattern"]),
+        generic_node=_rx(literal_first(spec["role_rules"]["generic_node"]["pattern"])),
         mass_word=_rx("|".join(spec["central_mass"]["mass_words"])),
         prior=_rx(_mixed(nl["prior"])),
         conj=_rx(
@@ -314,9 +334,9 @@ def vocab() -> Vocab:
             + _mixed(spec["tendency_negation"]["post"])
             + ")"
         ),
-        recommend=_rx("|".join(spec["recommendation"]["words"])),
+        recommend=_rx(literal_first("|".join(spec["recommendation"]["words"]))),
         stage=_rx(spec["stage_statement"]["pattern"]),
-        treatment_change=_rx(spec["treatment_change"]["pattern"]),
+        treatment_change=_rx(literal_first(spec["treatment_change"]["pattern"])),
         no_residual=_rx("|".join(spec["treatment_change"]["no_residual"])),
         comparison=_rx(_mixed(nl["comparison"])),
         another=_rx("(?:" + "|".join(spec["another_lesion"]["words"]) + ")"),
@@ -328,8 +348,8 @@ def vocab() -> Vocab:
                 strict=True,
             )
         },
-        same_lobe=_rx("|".join(spec["same_lobe"]["patterns"])),
-        rest=_rx("|".join(spec["rest_of_site"]["words"])),
+        same_lobe=_rx(literal_first("|".join(spec["same_lobe"]["patterns"]))),
+        rest=_rx(literal_first("|".join(spec["rest_of_site"]["words"]))),
         absent=_rx(r"\s*(?:" + _mixed(nl["absent_after_surgery"]) + ")"),
         location=_rx("(?:" + _mixed(nl["location"]) + r")\s*(?:the\s+)?$"),
         side=_rx(spec["side_list"]["pattern"]),
@@ -339,12 +359,33 @@ def vocab() -> Vocab:
     )
 
 
+# Patterns of the rules below, compiled once (not looked up in `re`'s cache per call).
+_WINDOW_END = re.compile(r"[。;\n]|\.(?=\s)")
+_SEGMENT = re.compile(r"\s*(?:段|segment)")
+_BLANK = re.compile(r"\s")
+_HEAD_CUT = re.compile(r"[,;:]")
+_LEAD_CUT = re.compile(r"[,;:。]")
+_SIDE_AT_END = re.compile(r"(?:(?:左|右|双|两)侧?|\b(?:left|right|bilateral|ipsilateral)\b)\s*$")
+_BRACKETED = re.compile(r"\([^()]*\)")
+_EN_STOP = re.compile(r"[;:]")
+_ZH_SEES = re.compile(r"见|示")
+_EN_SEES = re.compile(r"\b(?:with|shows?|demonstrates?|has)\b")
+_RESPECTIVELY = re.compile(r"respectively|分别")
+_ACCOMPANY = re.compile(literal_first(r"伴|合并|并发|\bwith\b|\bassociated\b|\("))
+
+
+def _blanked(m: re.Match[str]) -> str:
+    return " " * len(m.group(0))
+
+
 # --------------------------------------------------------------------------- numbers
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _UNIT = r"(cm|mm|厘米|毫米|公分|公厘|㎝|㎜)"
 _SIZE = re.compile(
-    rf"(?<![\d.a-z]){_NUM}\s*{_UNIT}?(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?"
+    # "(?<![\d.a-z])(\d+" with the look-behind after the first digit: `re` then jumps
+    # from digit to digit instead of trying every position
+    rf"(\d(?<![\d.a-z]\d)\d*(?:\.\d+)?)\s*{_UNIT}?(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?"
     rf"(?:\s*[x*]\s*{_NUM}\s*{_UNIT}?)?(?:(?<=cm)s)?(?![a-z0-9])"  # "2.5 cms"
 )
 _SUV = re.compile(
@@ -451,11 +492,9 @@ def suvs(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
     current value."""
     out = []
     stop = len(norm) if end is None else end
-    changes = [(m.start(), m.end()) for m in _SUV_CHANGE.finditer(norm, start, stop)]
-    out += [
-        Number(m.start(), m.end(), float(m.group(3)))
-        for m in _SUV_CHANGE.finditer(norm, start, stop)
-    ]
+    changed = list(_SUV_CHANGE.finditer(norm, start, stop))
+    changes = [(m.start(), m.end()) for m in changed]
+    out += [Number(m.start(), m.end(), float(m.group(3))) for m in changed]
     for m in _SUV.finditer(norm, start, stop):
         if any(a <= m.start() < b for a, b in changes):
             continue
@@ -473,8 +512,10 @@ def suvs(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
 # --------------------------------------------------------------------------- sites
 
 
+@lru_cache(maxsize=4)
 def simplify(norm: str) -> str:
-    """Traditional characters of the report vocabulary as simplified ones, one for one."""
+    """Traditional characters of the report vocabulary as simplified ones, one for one
+    (kept for the report: finding and assembling both ask)."""
     return norm.translate(vocab().simplified)
 
 
@@ -489,30 +530,52 @@ def _site_hits_of(norm: str) -> tuple[SiteHit, ...]:
     return tuple(_site_hits(norm))
 
 
+@lru_cache(maxsize=1)
+def _sites_by_first_char() -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
+    """Indices of the site patterns by the first character of their required literal,
+    and those with none (always scanned)."""
+    by: dict[str, list[int]] = {}
+    always = []
+    for i, lit in enumerate(vocab().site_literals):
+        if lit:
+            by.setdefault(lit[0], []).append(i)
+        else:
+            always.append(i)
+    return {c: tuple(ix) for c, ix in by.items()}, tuple(always)
+
+
+def _site_candidates(norm: str) -> list[int]:
+    """Indices, in vocabulary order, of the site patterns whose literal the text holds:
+    most of ~200 patterns cannot match, and their literals' first characters rule out
+    most of them with one set operation per report."""
+    by_first, always = _sites_by_first_char()
+    lits = vocab().site_literals
+    found = [*always]
+    for ch in by_first.keys() & set(norm):
+        found += [i for i in by_first[ch] if lits[i] in norm]
+    found.sort()
+    return found
+
+
 def _site_hits(norm: str) -> list[SiteHit]:
     v = vocab()
     raw: list[SiteHit] = []
-    for (pat, site, detail, weak), lit in zip(v.sites, v.site_literals, strict=True):
-        if lit in norm:  # most of ~200 patterns cannot match: skip their scans
-            raw += [SiteHit(m.start(), m.end(), site, detail, weak) for m in pat.finditer(norm)]
+    for i in _site_candidates(norm):
+        pat, site, detail, weak = v.sites[i]
+        raw += [SiteHit(m.start(), m.end(), site, detail, weak) for m in pat.finditer(norm)]
     levels: list[re.Match[str]] = []
     spinal: set[str] = set()
     for m in v.vertebra.finditer(norm):
-        window = re.split(r"[。;\n]|\.(?=\s)", norm[m.end() : m.end() + v.vertebra_window])[0]
-        if (
-            re.match(r"\s*(?:段|segment)", window)
-            or norm[max(0, m.start() - 2) : m.start()].find("肝") != -1
-        ):
+        window = _WINDOW_END.split(norm[m.end() : m.end() + v.vertebra_window])[0]
+        if _SEGMENT.match(window) or norm[max(0, m.start() - 2) : m.start()].find("肝") != -1:
             continue  # liver segment S7
         levels.append(m)
         if v.vertebra_near.search(window):
-            spinal.add(re.sub(r"\s", "", m.group(0)))
+            spinal.add(_BLANK.sub("", m.group(0)))
     # a level the report once calls vertebral ("T9 vertebral body") is the same bone
     # when named bare later ("right adrenal and T9 lesions")
     raw += [
-        SiteHit(m.start(), m.end(), "bone")
-        for m in levels
-        if re.sub(r"\s", "", m.group(0)) in spinal
+        SiteHit(m.start(), m.end(), "bone") for m in levels if _BLANK.sub("", m.group(0)) in spinal
     ]
     for pat in v.stations:
         for m in pat.finditer(norm):
@@ -573,9 +636,9 @@ def _is_landmark(norm: str, hit: SiteHit, unit_start: int) -> bool:
     v = vocab()
     # wide enough for "abutting the mediastinal pleura"
     head = norm[max(unit_start, hit.start - 32) : hit.start]
-    head = re.split(r"[,;:]", head)[-1]
+    head = _HEAD_CUT.split(head)[-1]
     # side words between the landmark verb and the site ("邻近左侧胸膜")
-    head = re.sub(r"(?:(?:左|右|双|两)侧?|\b(?:left|right|bilateral|ipsilateral)\b)\s*$", "", head)
+    head = _SIDE_AT_END.sub("", head)
     after = v.after.match(norm, hit.end, hit.end + 12)
     if after and norm.startswith(_POLE, after.end() - 1):
         after = None  # "腮腺下极见一结节": the organ's lower pole, not "胸膜下"
@@ -618,7 +681,7 @@ def _is_reference(norm: str, hit: SiteHit, lo: int, hi: int) -> bool:
         opened = norm.rfind("(", a, hit.start)
         close = norm.find(")", hit.end, b)
         return bool(vocab().reference.search(norm, opened, close))
-    chunk = re.sub(r"\([^()]*\)", lambda m: " " * len(m.group(0)), norm[a:b])
+    chunk = _BRACKETED.sub(_blanked, norm[a:b])
     return bool(vocab().reference.search(chunk))
 
 
@@ -630,7 +693,7 @@ def negated_before(text: str, norm: str, pos: int, lo: int, lang: str) -> bool:
     no break word ("见", "with") between; in Chinese a full comma ends the reach, an
     enumeration comma does not. Both languages' cues are tried: mixed reports
     ("PET/CT report（18F-FDG）… 脑未见异常") are common and the cue sets do not overlap."""
-    return any(_negated_before(text, norm, pos, lo, lg) for lg in ("zh", "en"))
+    return _negated_before(text, norm, pos, lo, "zh") or _negated_before(text, norm, pos, lo, "en")
 
 
 def _negated_before(text: str, norm: str, pos: int, lo: int, lg: str) -> bool:
@@ -650,7 +713,7 @@ def _negated_before(text: str, norm: str, pos: int, lo: int, lg: str) -> bool:
         return False
     if lg == "zh" and any(text[i] in ",，;；" for i in range(last.end(), pos)):
         return False
-    return not (lg == "en" and re.search(r"[;:]", between))
+    return not (lg == "en" and _EN_STOP.search(between))
 
 
 def negated_after(text: str, norm: str, hit: SiteHit, hi: int, lang: str) -> bool:
@@ -669,11 +732,11 @@ def _negated_after(text: str, norm: str, hit: SiteHit, hi: int, lg: str) -> bool
     if v.lesion_noun.search(between) or _SIZE.search(between) or _SUV.search(between):
         return False
     if lg == "zh":
-        if re.search(r"见|示", between):
+        if _ZH_SEES.search(between):
             return False
         if any(text[i] in ",，;；" for i in range(hit.end, m.start())):
             return False
-    return not (lg == "en" and re.search(r"\b(?:with|shows?|demonstrates?|has)\b", between))
+    return not (lg == "en" and _EN_SEES.search(between))
 
 
 # --------------------------------------------------------------------------- regions
@@ -744,11 +807,8 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
         label[m.start() : e] = [None] * (e - m.start())
     out: list[tuple[int, int, str]] = []
     i = 0
-    while i < len(norm):
-        j = i
-        while j < len(norm) and label[j] == label[i]:
-            j += 1
-        kind = label[i]
+    for kind, run in itertools.groupby(label):  # runs of one label, counted in C
+        j = i + len(list(run))
         if kind is not None:
             out.append((i, j, kind))
         i = j
@@ -827,7 +887,7 @@ def _parts_of_unit(
     ]
     # consecutive mentions of one site are one head ("纵隔4R区、7区"), unless the
     # findings give them one value each ("paratracheal, subcarinal … respectively")
-    each = kind == "findings" and bool(re.search(r"respectively|分别", norm[a:b]))
+    each = kind == "findings" and bool(_RESPECTIVELY.search(norm[a:b]))
     merged: list[SiteHit] = []
     for h in heads:
         if merged and merged[-1].key == h.key and not each:
@@ -985,7 +1045,7 @@ def _read(text: str, norm: str, p: Part, ua: int, ub: int, lang: str) -> None:
     # ("肺癌伴阻塞性肺炎"): it judges the lesion only when nothing before does
     # and so is a bracket after the lesion ("肺癌（阻塞性炎症代谢不高）", "考虑肺腺癌可能大
     # （low FDG avidity不能除外惰性病变）")
-    cut = re.search(r"伴|合并|并发|\bwith\b|\bassociated\b|\(", norm[p.hit.end : p.end])
+    cut = _ACCOMPANY.search(norm[p.hit.end : p.end])
     spans = [(p.start, p.end)]
     if cut:
         spans.insert(0, (p.start, p.hit.end + cut.start()))
@@ -1072,7 +1132,7 @@ def _in_reference_chunk(norm: str, pos: int, lo: int, hi: int) -> bool:
         v = vocab()
         stop = close if close != -1 else b
         return bool(v.reference.search(norm, a, stop) or v.comparison.search(norm, a, opened))
-    chunk = re.sub(r"\([^()]*\)", lambda m: " " * len(m.group(0)), norm[a:b])
+    chunk = _BRACKETED.sub(_blanked, norm[a:b])
     ref = vocab().reference.search(chunk)
     if ref and a + ref.start() > pos and vocab().comparison.search(norm, pos, a + ref.start()):
         return False  # "SUVmax 3.2 - mildly above blood pool": the value is the lesion's
@@ -1119,7 +1179,7 @@ def _share(text: str, norm: str, parts: list[Part]) -> None:
 
 def _leads(norm: str, p: Part) -> bool:
     """A malignant judgement stands before the part's site ("metastases to the …")."""
-    lead = re.split(r"[,;:。]", norm[p.start : p.hit.start])[-1]
+    lead = _LEAD_CUT.split(norm[p.start : p.hit.start])[-1]
     return any(vocab().tendency[c].search(lead) for c in ("malignant", "metastasis"))
 
 

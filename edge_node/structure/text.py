@@ -189,8 +189,12 @@ def word_alternation(
             alts.append(r"(?![a-z0-9])" if word_char(last) else "")
         return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
 
+    # The start boundary is checked after the first character ("c(?<![a-z0-9]c)", the
+    # same test as "(?<![a-z0-9])c"): with every branch opening on a literal, `re`
+    # jumps between the positions holding a possible first character instead of
+    # trying every branch at every position.
     return "|".join(
-        (r"(?<![a-z0-9])" if word_char(ch) else "") + piece(ch) + emit(child, ch)
+        piece(ch) + (rf"(?<![a-z0-9]{piece(ch)})" if word_char(ch) else "") + emit(child, ch)
         for ch, child in sorted(root.items())
         if ch
     )
@@ -240,3 +244,101 @@ def _longest_run(seq: list[Any]) -> str:
         elif name not in ("AT", "ASSERT", "ASSERT_NOT"):  # zero width: keeps the run
             best, run = max(best, run, key=len), ""
     return max(best, run, key=len)
+
+
+_SPECIAL = frozenset("\\.^$*+?{}[]()|")
+
+
+def literal_first(pattern: str) -> str:
+    """`pattern` with the word boundary or negative look-behinds opening a top-level
+    alternative moved after its first character, when that is a plain one:
+    "\\bmet" -> "m(?<!\\wm)et", "(?<!腺)淋巴瘤" -> "淋(?<!(?:腺)淋)巴瘤". The same test
+    on the same text, so the same matches; but an alternative that opens on a
+    character is tried only where that character stands, and when all of them do,
+    `re` skips straight to the candidate positions."""
+    if "(?x" in pattern:
+        return pattern  # verbose: blanks are not characters
+    return "|".join(_literal_first_one(alt) for alt in _top_alternatives(pattern))
+
+
+def _top_alternatives(pattern: str) -> list[str]:
+    out, depth, start, i, n = [], 0, 0, 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            if i < n and pattern[i] == "]":
+                i += 1  # a "]" first in a class is a character
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    out.append(pattern[start:])
+    return out
+
+
+def _group_end(pattern: str, i: int) -> int:
+    """Index of the ")" closing the group opened at `i`, -1 if none."""
+    inner = pattern[i + 1 :]
+    depth, j, n = 0, 0, len(inner)
+    while j < n:
+        ch = inner[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "[":
+            j += 1
+            if j < n and inner[j] == "^":
+                j += 1
+            if j < n and inner[j] == "]":
+                j += 1
+            while j < n and inner[j] != "]":
+                j += 2 if inner[j] == "\\" else 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i + 1 + j
+            depth -= 1
+        j += 1
+    return -1
+
+
+def _literal_first_one(alt: str) -> str:
+    tests: list[str | None] = []  # None: a word boundary; else a look-behind's body
+    i = 0
+    while True:
+        if alt.startswith("\\b", i):
+            tests.append(None)
+            i += 2
+        elif alt.startswith("(?<!", i):
+            j = _group_end(alt, i)
+            if j == -1:
+                return alt
+            tests.append(alt[i + 4 : j])
+            i = j + 1
+        else:
+            break
+    if not tests or i >= len(alt) or alt[i] in _SPECIAL or alt[i + 1 : i + 2] in tuple("?*+{"):
+        return alt
+    ch = alt[i]
+    moved = []
+    for body in tests:
+        if body is None:
+            if not (ch.isascii() and ch.isalnum()):
+                return alt  # "\\b" before a non-word character tests the other side
+            moved.append(rf"(?<!\w{ch})")
+        else:
+            moved.append(f"(?<!(?:{body}){ch})")
+    return ch + "".join(moved) + alt[i + 1 :]
