@@ -87,6 +87,8 @@ class RunContext:
     text_workers: Any = None  # workers.TextWorkers: scrubbing and structuring processes
     _ids: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     _stay_visits: dict[str, int] = field(default_factory=dict, repr=False)  # link hash -> id
+    # link hash -> admission ID, of the stays this run sealed (never stored)
+    _sealed_here: dict[str, str] = field(default_factory=dict, repr=False)
 
     def table_counts(self, source: str, table: str) -> TableCounts:
         return self.counts.setdefault((source, table), TableCounts())
@@ -125,8 +127,19 @@ class RunContext:
             found = self._stay_visits[stay.admission_id] = self.visit_id(admission_id)
         return found
 
+    def sealed_admission(self, admission_id: str, link_hash: str) -> str:
+        """`admission_id` sealed for the link index; this run remembers it, so the
+        persons stage need not decrypt what it has just encrypted."""
+        if len(self._sealed_here) >= ID_CACHE_SIZE:
+            self._sealed_here.clear()
+        self._sealed_here[link_hash] = admission_id
+        return self.ids.seal(admission_id, aad(ADMISSION_AAD, link_hash))
+
     def admission_id_of(self, stay: Any) -> str:
         """The hospital admission ID of an indexed stay (a `pipeline_admissions` row)."""
+        known = self._sealed_here.get(stay.admission_id)
+        if known is not None:
+            return known
         if stay.sealed_id is None:
             raise InvalidInput(
                 "a stay in the link index has no sealed admission ID (indexed before "

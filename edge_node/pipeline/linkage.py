@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from edge_node.pipeline.context import RunContext
 from edge_node.pipeline.dbutil import select_in, update_rows, upsert, where_in
 from edge_node.pipeline.records import MappedRecord, Rejection
-from edge_node.pipeline.sealed import ADMISSION_AAD, REID_AAD, aad
+from edge_node.pipeline.sealed import REID_AAD, aad
 from edge_node.pipeline.state import (
     AdmissionLink,
     DiagnosisLink,
@@ -161,7 +161,7 @@ def index_admissions(
         adm = ctx.ids.admission(f["admission_id"])
         latest[f["admission_id"]] = {
             "admission_id": adm,
-            "sealed_id": ctx.ids.seal(f["admission_id"], aad(ADMISSION_AAD, adm)),
+            "sealed_id": ctx.sealed_admission(f["admission_id"], adm),
             "patient_id": pids[f["patient_id"]],
             "admit_date": f["admit_date"],
             "discharge_date": f.get("discharge_date"),

@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from edge_node.deid_text import Settings, deidentify
+from edge_node.deid_text import Settings
 from edge_node.pipeline.deid import Pseudonymizer
 from edge_node.pipeline.records import MappedRecord, Rejection
 
@@ -107,7 +107,7 @@ def scrub(
             f"note looks binary ({share:.0%} control or undecodable characters); not loaded",
         )
     try:
-        result = deidentify(
+        result = _deidentifier()(
             text,
             lang=lang,
             patient_key=person_key,
@@ -121,6 +121,23 @@ def scrub(
             f"the de-identifier failed on this note ({type(exc).__name__}); not loaded",
         ) from exc
     return result.text
+
+
+def _deidentifier() -> Callable[..., Any]:
+    """`edge_node.deid_text.deidentify`, imported on the first note: it loads spaCy
+    and torch, seconds that a sync without note text should not pay."""
+    found: Callable[..., Any] | None = globals().get("deidentify")
+    if found is None:
+        from edge_node.deid_text import deidentify
+
+        found = globals()["deidentify"] = deidentify
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    if name == "deidentify":  # `notes.deidentify`, as before it was imported lazily
+        return _deidentifier()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def with_text(record: MappedRecord, text: str) -> MappedRecord:

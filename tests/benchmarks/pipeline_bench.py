@@ -372,7 +372,10 @@ def pipeline_once(
 # -- profiling one run in-process --------------------------------------------------------
 
 
-def profile(patients: int, top: int, batch_size: int, out: Path | None) -> None:
+def profile(
+    patients: int, top: int, batch_size: int, out: Path | None, note_text: str = "scrubbed"
+) -> None:
+    from edge_node.pipeline.deid import DeidPolicy
     from edge_node.pipeline.sync import run_sync
     from edge_node.security.vault import init_vault
 
@@ -392,13 +395,15 @@ def profile(patients: int, top: int, batch_size: int, out: Path | None) -> None:
             analysis_db_url=analysis,
             mapping_file=folder / "mapping.yaml",
             batch_size=batch_size,
+            deid_policy=DeidPolicy(note_text=note_text),  # type: ignore[arg-type]
         )
         profiler.disable()
         seconds = time.perf_counter() - started
     read = sum(c.read for c in report.counts.values())
     print(
         f"profiled run: {patients:,} patients, {read:,} rows read, {seconds:.1f} s "
-        f"under the profiler ({read / seconds:,.0f} rows/s), batch {batch_size}"
+        f"under the profiler ({read / seconds:,.0f} rows/s), batch {batch_size}, "
+        f"note text {note_text}"
     )
     if out is not None:
         profiler.dump_stats(out)
@@ -547,6 +552,7 @@ def main() -> None:
     prof.add_argument("--top", type=int, default=40)
     prof.add_argument("--batch-size", type=int, default=20_000)
     prof.add_argument("--out", type=Path, default=None, help="also dump the raw stats here")
+    prof.add_argument("--note-text", choices=("scrubbed", "omit"), default="scrubbed")
     stage = sub.add_parser("stages", help="time one in-process sync per stage, no profiler")
     stage.add_argument(
         "--patients", type=int, default=int(os.environ.get("ONCOFED_BENCH_PATIENTS", "20000"))
@@ -558,7 +564,7 @@ def main() -> None:
     if args.command == "stages":
         stages(args.patients, args.batch_size, not args.keep_indexes, args.note_text)
     else:
-        profile(args.patients, args.top, args.batch_size, args.out)
+        profile(args.patients, args.top, args.batch_size, args.out, args.note_text)
 
 
 if __name__ == "__main__":

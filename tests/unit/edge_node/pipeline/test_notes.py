@@ -94,3 +94,23 @@ def test_a_note_in_chinese_is_scrubbed_and_lone_surrogates_do_not_break_it() -> 
 )
 def test_note_language(given: object, lang: str | None) -> None:
     assert note_lang(given) == lang
+
+
+def test_the_sync_does_not_load_the_text_deidentifier_until_a_note_needs_it() -> None:
+    # spaCy and torch take seconds to import: a sync without note text must not pay them.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, edge_node.pipeline.sync, edge_node.pipeline.workers\n"
+        "print(sorted(m for m in ('spacy', 'torch', 'edge_node.deid_text.core') "
+        "if m in sys.modules))\n"
+        "from edge_node.pipeline import notes\n"
+        "notes.deidentify\n"
+        "print('edge_node.deid_text.core' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "True"  # `notes.deidentify` still names the de-identifier
