@@ -684,8 +684,10 @@ _PROTECTED_ZH_MORE = re.compile(
     rf"[{HAN}]{{1,2}}氏(?:[IVX]+|[0-9]|[一二三四五])[型级級期度]"
     rf"|[A-Z][A-Za-z\-]{{2,20}}[ \t]?(?:评分|評分|量表|分级|分級|指数|指數)"
 )
+# (round 7: also a prefecture and county, a county or town alone, a city after 当地)
 _CHAIN_BEFORE_HOSPITAL = re.compile(
-    rf"(?:[{HAN}]{{0,4}}?[在于於至转赴到已])?[{HAN}]{{2,3}}市[{HAN}]{{1,4}}?[区區县縣]"
+    rf"(?:[{HAN}]{{0,4}}?[在于於至转赴到已])?(?:[{HAN}]{{2,3}}市[{HAN}]{{1,4}}?[区區县縣]"
+    rf"|(?:[{HAN}]{{2,4}}?[州市])?[{HAN}]{{2,4}}?[县縣镇鎮乡鄉]|当地[{HAN}]{{2,3}}市)"
 )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from edge_node.deid_text import structure
+from edge_node.deid_text import round7, structure
 from edge_node.deid_text.lexicon import ascii_lower, lexicon, trie_pattern
 from edge_node.deid_text.rules import HAN, LO, UP, Hit, in_windows, windows
 from edge_node.deid_text.unknown import dictionary_word
@@ -784,6 +784,7 @@ def detect(text: str, low: str | None = None) -> list[Hit]:
         hits += zh_names(text)
         hits += zh_more_people(text)
     hits += structure.detect(text, low)
+    hits += round7.detect(text)
     return hits
 
 
