@@ -331,7 +331,9 @@ def _lead(back: str) -> int:
 
 _EN_TAIL = re.compile(
     r"\s*(?:(?:of|in|involving|arising in|arising from)\s+(?:the\s+)?"
-    r"|\s(?=(?:right|left|rul|rml|rll|lul|lll|lung|upper|middle|lower)\b))([^,;.()]{0,40})"
+    r"|\s(?=(?:right|left|rul|rml|rll|lul|lll|lung|upper|middle|lower)\b"
+    # "Adenocarcinoma R middle lobe": an abbreviated side before the lobe
+    r"|(?:r|l|rt|lt)\.?\s+(?:upper|middle|lower)\s+lobe\b))([^,;.()]{0,40})"
 )
 _EN_TAIL_STOP = re.compile(
     r"\b(?:with|and|status|treated|s/p|on|which|who|metastatic|metastas[ie]s|mets)\b|伴|并|转移"
@@ -709,7 +711,16 @@ def _chain(norm: str, pieces: list[tuple[int, int]]) -> list[list[int]]:
                 chains[-1][1] = b
                 continue
             close = norm.find(")", b, b + 3)
-            if re.fullmatch(r"\s*\([a-z0-9]*", gap) and close >= 0 and not norm[b:close].strip():
+            # "lobectomy (VATS)" is one name; "appendectomy（阑尾切除术）" is a translation
+            same_script = bool(_HAN.search(norm[a:b])) == bool(
+                _HAN.search(norm[chains[-1][0] : chains[-1][1]])
+            )
+            if (
+                re.fullmatch(r"\s*\([a-z0-9]*", gap)
+                and close >= 0
+                and not norm[b:close].strip()
+                and same_script
+            ):
                 chains[-1][1] = close + 1
                 continue
         chains.append([a, b])
@@ -818,6 +829,8 @@ def _planned(norm: str, a: int, b: int) -> bool:
 _PLAN_AFTER = re.compile(
     r"\b(?:is|are|was|were) (?:planned|recommended|proposed|scheduled|declined|refused|deferred)"
     r"|\bwill be\b|\bto (?:be )?discuss(?:ed)?\b|待|拟|建议|计划"
+    # "lobectomy deferred because of limited PFTs": put off, not done
+    r"|^\s*(?:deferred|postponed|cancel+ed|abandoned|not (?:performed|done))\b"
 )
 
 

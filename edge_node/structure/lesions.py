@@ -514,9 +514,42 @@ def suvs(norm: str, start: int = 0, end: int | None = None) -> list[Number]:
 
 @lru_cache(maxsize=4)
 def simplify(norm: str) -> str:
-    """Traditional characters of the report vocabulary as simplified ones, one for one
-    (kept for the report: finding and assembling both ask)."""
-    return norm.translate(vocab().simplified)
+    """Traditional characters of the report vocabulary as simplified ones, and sizes
+    dictated in words as digits, one for one (kept for the report: finding and
+    assembling both ask)."""
+    norm = norm.translate(vocab().simplified)
+    if "metre" in norm or "meter" in norm:
+        norm = _SPOKEN_SIZE.sub(_spoken_size, norm)
+    return norm
+
+
+_NUMBER_WORDS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+    "eighteen", "nineteen", "twenty",
+]  # fmt: skip
+_WHOLE = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+_DIGIT = "|".join(_NUMBER_WORDS[:10])
+# "measuring one point four centimetres", "a new nine millimetre nodule": each
+# alternative opens on a letter, so `re` skips to candidate positions
+_SPOKEN_SIZE = re.compile(
+    rf"({_WHOLE})((?: point (?:{_DIGIT}))?(?: (?:{_DIGIT}))*)"
+    r"[ -](centi|milli)met(?:re|er)s?(?![a-z])"
+)
+
+
+def _spoken_size(m: re.Match[str]) -> str:
+    """The dictated size as "1.4 cm", padded with blanks to the words' length."""
+    if m.start() > 0 and m.string[m.start() - 1].isalpha():
+        return m.group(0)  # "someone …": not a number word
+    decimals = m.group(2).replace(" point ", " ").split()
+    if decimals and " point " not in m.group(2):
+        return m.group(0)  # "one two centimetres": no point, not one number
+    value = str(_NUMBER_WORDS.index(m.group(1)))
+    if decimals:
+        value += "." + "".join(str(_NUMBER_WORDS.index(d)) for d in decimals)
+    out = value + (" cm" if m.group(3) == "centi" else " mm")
+    return out.ljust(len(m.group(0)))
 
 
 def site_hits(norm: str) -> list[SiteHit]:
@@ -748,12 +781,12 @@ def _regions(text: str, norm: str, secs: list[Section]) -> list[tuple[int, int, 
     label: list[str | None] = [None] * len(norm)
     has_findings = any(s.name == "findings" for s in secs)
     cuts = [s.end for s in secs] + [m.start() for m in v.extra_heading.finditer(norm)]
-    # a "comparison" section starts right after its own heading: not a section the
-    # ignored comparison sentence should stop at
+    # a "comparison" or "technique" section starts right after its own heading: not a
+    # section the ignored sentence or line ("Technique: … liver SUVmax 2.7.") should stop at
     starts = [
         s.start
         for s in secs
-        if s.name not in IGNORED_SECTIONS and s.name not in ("body", "comparison")
+        if s.name not in IGNORED_SECTIONS and s.name not in ("body", "comparison", "technique")
     ]
     starts += [m.start() for m in v.extra_heading.finditer(norm)]
     for s in secs:
@@ -1109,9 +1142,13 @@ def _prior(norm: str, pos: int, lo: int) -> bool:
     a, _ = _chunk(norm, pos, lo, pos + 1)
     if _CHANGED_FROM.search(norm, max(a, pos - 40), pos):
         return True  # "has decreased from 5.8 cm to 2.5 cm": 5.8 is the earlier study's
+    if _COMPARED_WITH_A.search(norm, max(a, pos - 70), pos):
+        return True  # "SUVmax 3.1, compared with a 4.2 cm mass at SUVmax 14.8 at baseline"
     return bool(v.prior.search(norm, max(a, pos - 12), pos))
 
 
+# the earlier finding a value is set against, introduced by "a"/"an"
+_COMPARED_WITH_A = re.compile(r"compared (?:with|to) an? [^,;()]{0,60}$")
 _CHANGED_FROM = re.compile(
     r"\b(?:decreased|increased|reduced|shrunk|shrank|grown|enlarged|regressed|progressed"
     r"|risen|fallen|dropped)\s+(?:in\s+(?:size|uptake|suvmax)\s+)?from\s*$"

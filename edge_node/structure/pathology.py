@@ -1036,6 +1036,13 @@ _PRE_NEG = re.compile(
     r"(?:(?<![a-z])no|未检测到|未检出|未见|无|negative for|without)\s*(?:\w+\s*)?$"
 )
 _PRE_POS = re.compile(r"(?:检测到|检出|发现|存在|detected|positive for)\s*(?:\w+\s*)?$")
+# "No alterations detected in EGFR, ALK, ROS1 or RET": one negation before a gene list
+_LIST_NEG = re.compile(
+    r"no(?<![a-z]no) (?:[a-z-]+ ){0,2}"
+    r"(?:alterations?|mutations?|variants?|rearrangements?|fusions?)"
+    r"(?: (?:were|was))? (?:detected|identified|found|seen) (?:in|for)\s+"
+    r"(?:[a-z0-9-]+\s*(?:,|/|\band\b|\bor\b)\s*)*$"
+)
 
 
 def _gene_window(norm: str, m: re.Match[str]) -> tuple[int, int]:
@@ -1151,6 +1158,7 @@ def _find_molecular(norm: str) -> list[Mention]:
         # the words before, back to the line start ("EGFR｜未检出突变\n ALK｜检出…": the
         # line before is another gene's result)
         pre = re.split(r"[\n。;]", norm[max(0, m.start() - 12) : m.start()])[-1]
+        listed_neg = _LIST_NEG.search(norm, max(0, m.start() - 120), m.start()) is not None
         if gene.startswith("pd"):
             v = _pdl1_value(norm, lo, hi)
             if v is not None:
@@ -1159,7 +1167,7 @@ def _find_molecular(norm: str) -> list[Mention]:
         status: tuple[str, int, int] | None
         if gene == "egfr":
             status = _egfr_status(norm, lo, hi)
-            if status is None and _PRE_NEG.search(pre):
+            if status is None and (_PRE_NEG.search(pre) or listed_neg):
                 status = ("wild_type", m.start(), m.end())
             elif (
                 status
@@ -1170,7 +1178,7 @@ def _find_molecular(norm: str) -> list[Mention]:
                 status = ("wild_type", status[1], status[2])
         else:
             status = _alk_status(norm, lo, hi)
-            if status is None and _PRE_NEG.search(pre):
+            if status is None and (_PRE_NEG.search(pre) or listed_neg):
                 status = ("negative", m.start(), m.end())
             elif status is None and _PRE_POS.search(pre):
                 status = ("positive", m.start(), m.end())
@@ -1195,10 +1203,13 @@ _PL_CODE = re.compile(r"(?<![a-z])pl\s*[0-3](?![0-9])")
 _FULL_STOP = re.compile(r"(?<![a-z])full stop(?![a-z])")
 
 
-def _fold(norm: str) -> str:
+def _fold(norm: str, text: str = "") -> str:
     """Traditional characters, pipes and a dictated "full stop" folded, one for one."""
     norm = norm.translate(_traditional())  # "陰性" reads as "阴性"
     norm = _OCR_WORD.sub(_ocr_fix, norm)
+    if len(text) == len(norm):
+        norm = _ocr_capital_i(text, norm)
+    norm = _blank_voided(norm)
     return _FULL_STOP.sub(lambda m: "." + " " * (len(m.group()) - 1), norm)
 
 
@@ -1211,8 +1222,31 @@ _OCR_WORD = re.compile(
 
 @lru_cache(maxsize=1)
 def _lexicon_words() -> frozenset[str]:
-    """Every word of four letters or more the pathology vocabulary uses."""
-    return frozenset(re.findall(r"[a-z]{4,}", json.dumps(_lex()).lower()))
+    """Every word of four letters or more the pathology vocabulary uses, and the words of
+    the invasion and margin rules written in this module."""
+    return frozenset(re.findall(r"[a-z]{4,}", json.dumps(_lex()).lower())) | _RULE_WORDS
+
+
+_RULE_WORDS = frozenset(
+    {
+        "lymphovascular", "angiolymphatic", "lymphatic", "vascular", "visceral", "pleural",
+        "parenchymal", "bronchial", "margin", "margins", "invasion", "identified",
+        "involved", "absent", "present",
+    }
+)  # fmt: skip
+
+# a voided original printed above an amended report ("——以下为原报告，已作废——" …
+# "——以上为原报告——"; "ORIGINAL REPORT (SUPERSEDED)" … "AMENDED DIAGNOSIS"): it feeds nothing
+_VOIDED = re.compile(
+    r"(?:以下为原报告|原报告如下|original report|superseded report|previous report)"
+    r"[^\n]*(?:作废|废止|superseded|void|withdrawn|cancel+ed)[^\n]*"
+    r"(?:\n(?![ \t]*【|[^\n]*(?:以上为原报告|修正后|修订后|更正后|amended|corrected|revised))"
+    r"[^\n]*)*"
+)
+
+
+def _blank_voided(norm: str) -> str:
+    return _VOIDED.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), norm)
 
 
 def _ocr_fix(m: re.Match[str]) -> str:
@@ -1224,9 +1258,25 @@ def _ocr_fix(m: re.Match[str]) -> str:
 
 _OCR_DIGITS = str.maketrans("10", "lo")
 
+# a faxed capital I read as a small l inside an upper-case word: "CARClNOMA", "SPEClMEN"
+_CAPS_WORD = re.compile(r"[A-Zl](?<![A-Za-z][A-Zl])[A-Zl]{3,}(?![A-Za-z])")
+
+
+def _ocr_capital_i(text: str, norm: str) -> str:
+    """`norm` with the small l of an upper-case word of `text` read as i, when that makes
+    a vocabulary word; offsets unchanged."""
+    for m in _CAPS_WORD.finditer(text):
+        word = m.group(0)
+        if "l" not in word or word.count("l") == len(word):
+            continue
+        fixed = word.replace("l", "I").lower()
+        if fixed in _lexicon_words():
+            norm = norm[: m.start()] + fixed + norm[m.end() :]
+    return norm
+
 
 def find(text: str, norm: str, lang: str, secs: list[Section]) -> list[Mention]:
-    norm = _fold(norm)
+    norm = _fold(norm, text)
     out: list[Mention] = []
     out += _find_histology(norm)
     out += _find_differentiation(norm)
@@ -1359,6 +1409,15 @@ def _nodes(ex: Extraction, ms: list[Mention], zones: list[tuple[int, int, str]])
             and m.value[:2] == (sum(v[0] for v in rest), sum(v[1] for v in rest))
         ):
             del stations[key]
+    totals = [m for m in rows if m.value[2] is None and None not in m.value[:2]]
+    if stations and totals and all(None not in m.value[:2] for m in stations.values()):
+        # "Lymph nodes 1/9 (level 10L 1/2)": a total over more nodes than the stations
+        # named is the count; the stations are only part of it
+        total = max(totals, key=lambda m: m.value[0])
+        named = [m.value for m in stations.values()]
+        if total.value[0] > sum(v[0] for v in named) and total.value[1] >= sum(v[1] for v in named):
+            stations = {}
+            rows = [total]
     if stations:
         use = list(stations.values())
     elif rows:
@@ -1375,11 +1434,29 @@ def _nodes(ex: Extraction, ms: list[Mention], zones: list[tuple[int, int, str]])
             ex.put("lymph_nodes_positive", sum(positive), m.start, m.end)
 
 
+_PART = re.compile(r"\n[ \t]*[a-h][.)][ \t]+(?=[a-z\u4e00-\u9fff(])")
+
+
+def _tumour_part(norm: str, h: Mention | None) -> tuple[int, int]:
+    """The lettered specimen part ("B. Lung, right upper lobe, wedge resection: …") that
+    names the chosen histology, when it is not the first part: a benign first specimen
+    ("A. … hamartoma") does not give the tumour's site or size. Else the whole text."""
+    if h is None:
+        return 0, len(norm)
+    # a "\n" put before the text: each match's start is its line's start in `norm`
+    starts = [m.start() for m in _PART.finditer("\n" + norm)]
+    before = [a for a in starts if a <= h.start]
+    if len(starts) < 2 or len(before) < 2:
+        return 0, len(norm)
+    after = [a for a in starts if a > h.start]
+    return before[-1], after[0] if after else len(norm)
+
+
 def assemble(
     mentions: list[Mention], text: str, norm: str, lang: str, secs: list[Section]
 ) -> Extraction:
     ex = Extraction.empty(FIELDS)
-    norm = _fold(norm)
+    norm = _fold(norm, text)
     zones = _zones(norm)
 
     def by(label: str) -> list[Mention]:
@@ -1399,7 +1476,9 @@ def assemble(
     for m in _worst_in_sentence(norm, grades)[:1]:
         ex.put("differentiation", m.value, m.start, m.end)
 
+    part = _tumour_part(norm, h)
     sites = by("site")
+    sites = [m for m in sites if part[0] <= m.start < part[1]] or sites
     both = [m for m in sites if m.value[0] and m.value[1]]
     for m in (both or [m for m in sites if m.value[0]])[:1]:
         ex.put("laterality", m.value[0], m.start, m.end)
@@ -1410,6 +1489,7 @@ def assemble(
     sizes = [m for m in mentions if m.label == "tumor_size_cm" and _rank(zones, m.start) < 3]
     whole = [m for m in sizes if not _INVASIVE_SIZE.search(norm, max(0, m.start - 40), m.start)]
     sizes = whole or sizes  # "total size 14 mm, invasive size 3 mm": the total is the size
+    sizes = [m for m in sizes if part[0] <= m.start < part[1]] or sizes
     sizes.sort(key=lambda m: m.start)
     for m in sizes[:1]:
         ex.put("tumor_size_cm", m.value, m.start, m.end)
