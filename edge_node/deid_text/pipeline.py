@@ -458,9 +458,9 @@ NER_ENV = "ONCOFED_DEID_NER"
 def ner_enabled() -> bool:
     """Whether `onco_deid_ner` runs: off unless ONCOFED_DEID_NER is 1, on, true or yes.
 
-    Off by default: it makes English five times slower, for 0.846 -> 0.883 recall on
-    the untuned independent5 (precision 0.923 -> 0.909, 4 more clinical terms lost);
-    a site that puts recall first turns it on (models/README.md)."""
+    Off by default: it makes English about three times slower, for 0.901 -> 0.929
+    recall on the untuned independent6 (precision 0.923 -> 0.912); a site that puts
+    recall first turns it on (models/README.md)."""
     return os.environ.get(NER_ENV, "0").strip().lower() in ("1", "on", "true", "yes")
 
 
