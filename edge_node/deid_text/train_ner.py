@@ -93,8 +93,10 @@ def note_lang(rec: dict[str, Any]) -> str:
 
 
 def notes(lang: str, splits: Sequence[str] = TRAIN_SPLITS) -> list[Note]:
-    if "independent4" in splits or "independent5" in splits:
-        raise ValueError("the untuned sets are never trained on")
+    untrained = sorted(set(splits) - set(TRAIN_SPLITS))
+    if untrained:
+        # the sets the model is measured on, never trained on
+        raise ValueError(f"not a training split: {', '.join(untrained)}")
     out = []
     for split in splits:
         for rec in load(split_path(split)):
