@@ -2,8 +2,8 @@
 
     python -m edge_node.deid_text.train_ner [--lang en|zh|all] [--epochs N] [--no-save]
 
-Data: the notes of the splits in `TRAIN_SPLITS` (never `independent4`, the untuned
-set the component is judged on), grouped by language; their gold NAME,
+Data: the notes of the splits in `TRAIN_SPLITS` (never independent4 to 6, the sets
+the component is judged on), grouped by language; their gold NAME,
 ORGANIZATION, ADDRESS and AGE spans are the entities, every other character is
 "outside". Every 5th hand-written note (sorted by the SHA-1 of its id) is held out
 for early stopping: after each epoch the model is scored on it (entity recall,
